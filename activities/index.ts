@@ -1,0 +1,17 @@
+/**
+ * All activities, built from their dependencies (no module globals): the worker hands in real
+ * pools and a logger; tests may hand in their own.
+ */
+import { withFailureMapping } from './failures';
+import { createMigrationActivities, type MigrationDeps } from './migrations';
+
+export type ActivityDeps = MigrationDeps;
+
+export function createActivities(deps: ActivityDeps) {
+  return withFailureMapping({
+    ...createMigrationActivities(deps),
+  });
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type { ApplyRevisionInput, ApplyRevisionResult, PlanMigrationInput } from './migrations';

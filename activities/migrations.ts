@@ -1,0 +1,137 @@
+/**
+ * Activities of the `migrate` workflow: plan a migration, apply one revision step.
+ */
+import { heartbeat } from '@temporalio/activity';
+import path from 'node:path';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { migrationsDirectoryFor, type PhasegateConfig } from '../lib/config';
+import { PhasegateError } from '../lib/errors';
+import { buildPlan, type Direction, type Plan, type PlanStep } from '../lib/plan';
+import { hashFile, loadRevisionDirectory } from '../lib/revision-files';
+import { DatabasePools, withClient, withTransaction } from './db';
+import { readHeads, sameHeads, writeHeads } from './version-table';
+
+export interface MigrationDeps {
+  config: PhasegateConfig;
+  pools: DatabasePools;
+  log: Logger;
+}
+
+export interface PlanMigrationInput {
+  database: string;
+  target: string;
+  direction: Direction;
+}
+
+export interface ApplyRevisionInput {
+  database: string;
+  step: PlanStep;
+}
+
+export interface ApplyRevisionResult {
+  revision: string;
+  /** `already-applied` when a retry found the version table already past this step. */
+  outcome: 'applied' | 'already-applied';
+  durationMs: number;
+}
+
+/** Advisory lock key shared by every phasegate migrator of a database: one migration at a time. */
+const MIGRATION_LOCK_KEY = 0x70686173; // 'phas'
+
+export function createMigrationActivities({ config, pools, log }: MigrationDeps) {
+  async function planMigration(input: PlanMigrationInput): Promise<Plan> {
+    const directory = migrationsDirectoryFor(config, input.database);
+    const revisions = loadRevisionDirectory(directory);
+    const currentHeads = await withClient(pools.pool(input.database), (client) => readHeads(client, config));
+    const plan = await buildPlan({ ...input, revisions, currentHeads });
+    log.info({ database: input.database, steps: plan.steps.map((s) => s.revision) }, 'planned migration');
+    return plan;
+  }
+
+  async function applyRevision({ database, step }: ApplyRevisionInput): Promise<ApplyRevisionResult> {
+    const started = Date.now();
+    const file = path.join(path.resolve(migrationsDirectoryFor(config, database)), step.file);
+    const hash = hashFile(file);
+    if (hash !== step.hash) {
+      throw new PhasegateError(
+        'RevisionChanged',
+        `${file} changed after the migration was planned (revision ${step.revision}); ` +
+          'cancel this workflow and start a new migration so the new content is planned and reviewed',
+        { details: { revision: step.revision, file, plannedHash: step.hash, currentHash: hash } },
+      );
+    }
+    // Keep the activity visibly alive while a long statement (VALIDATE, CONCURRENTLY) runs.
+    const beat = setInterval(() => heartbeat({ revision: step.revision }), 5_000);
+    try {
+      const outcome = await withClient(pools.pool(database), (client) =>
+        step.transactional ? applyInTransaction(client, step) : applyOutsideTransaction(client, step),
+      );
+      log.info({ database, revision: step.revision, direction: step.direction, outcome }, 'revision step done');
+      return { revision: step.revision, outcome, durationMs: Date.now() - started };
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  async function setTimeouts(client: pg.ClientBase, scope: 'LOCAL' | 'SESSION'): Promise<void> {
+    // lock_timeout bounds how long any statement may queue behind other sessions' locks, and so how
+    // long it can itself block the queries queued behind it.
+    await client.query(`SET ${scope} lock_timeout = ${Number(config.defaults.lockTimeoutMs)}`);
+    await client.query(`SET ${scope} statement_timeout = ${Number(config.defaults.statementTimeoutMs)}`);
+  }
+
+  /** Checks where the version table stands; returns true when this step already ran. */
+  async function alreadyApplied(client: pg.ClientBase, step: PlanStep): Promise<boolean> {
+    const heads = await readHeads(client, config);
+    if (sameHeads(heads, step.headsAfter)) return true;
+    if (!sameHeads(heads, step.headsBefore)) {
+      throw new PhasegateError(
+        'VersionConflict',
+        `the database's applied revisions are [${heads.join(', ')}], but this step expected [${step.headsBefore.join(', ')}]; ` +
+          'another migration ran meanwhile. Start a new migration to re-plan from where the database is now',
+        { details: { heads, expected: step.headsBefore } },
+      );
+    }
+    return false;
+  }
+
+  async function runStatements(client: pg.ClientBase, step: PlanStep): Promise<void> {
+    for (const statement of step.statements) {
+      await client.query(statement.sql, statement.params ?? []);
+    }
+  }
+
+  /** DDL and version row commit together: a crash leaves either both or neither. */
+  async function applyInTransaction(client: pg.ClientBase, step: PlanStep): Promise<ApplyRevisionResult['outcome']> {
+    return withTransaction(client, async () => {
+      await setTimeouts(client, 'LOCAL');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+      if (await alreadyApplied(client, step)) return 'already-applied';
+      await runStatements(client, step);
+      await writeHeads(client, config, step.headsAfter);
+      return 'applied';
+    });
+  }
+
+  /**
+   * Statements that cannot run in a transaction (CONCURRENTLY) run one by one; each is idempotent,
+   * so if the worker dies between the DDL and the version stamp, the retry re-runs them as no-ops
+   * and then stamps — the revision is recorded exactly once.
+   */
+  async function applyOutsideTransaction(client: pg.ClientBase, step: PlanStep): Promise<ApplyRevisionResult['outcome']> {
+    await setTimeouts(client, 'SESSION');
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    try {
+      if (await alreadyApplied(client, step)) return 'already-applied';
+      await runStatements(client, step);
+      await withTransaction(client, () => writeHeads(client, config, step.headsAfter));
+      return 'applied';
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+      await client.query('RESET lock_timeout; RESET statement_timeout');
+    }
+  }
+
+  return { planMigration, applyRevision };
+}

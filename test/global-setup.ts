@@ -1,0 +1,46 @@
+/**
+ * Starts what the workflow and integration tests share: one Temporal dev server (the real
+ * `temporal` CLI, through TestWorkflowEnvironment.createLocal) and one real PostgreSQL (DATABASE_URL,
+ * or a throwaway embedded cluster). Tests reach them through PHASEGATE_TEST_* variables.
+ */
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { externalPostgres, startEmbeddedPostgres, type RunningPostgres } from '../scripts/lib/postgres';
+import { freePort } from '../scripts/lib/ports';
+import { ensureTemporalCli } from '../scripts/lib/temporal-cli';
+import { searchAttributeKeys } from '../workflows/search-attributes';
+
+export interface SharedServices {
+  temporal: TestWorkflowEnvironment;
+  postgres: RunningPostgres;
+  tmpDir?: string;
+}
+
+declare global {
+  var __phasegateServices: SharedServices | undefined;
+}
+
+export default async function globalSetup(): Promise<void> {
+  const root = path.resolve(__dirname, '..');
+  const cli = ensureTemporalCli(root, (line) => process.stderr.write(`\n[global-setup] ${line}`));
+  const temporal = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: cli.path },
+      ip: '127.0.0.1',
+      searchAttributes: searchAttributeKeys,
+    },
+  });
+  let postgres: RunningPostgres;
+  let tmpDir: string | undefined;
+  if (process.env.DATABASE_URL) {
+    postgres = externalPostgres(process.env.DATABASE_URL);
+  } else {
+    tmpDir = mkdtempSync(path.join(os.tmpdir(), 'phasegate-test-'));
+    postgres = await startEmbeddedPostgres({ dataDir: path.join(tmpDir, 'pg'), port: await freePort(), throwaway: true });
+  }
+  globalThis.__phasegateServices = { temporal, postgres, tmpDir };
+  process.env.PHASEGATE_TEST_TEMPORAL_ADDRESS = temporal.address;
+  process.env.PHASEGATE_TEST_PG_URL = postgres.url();
+}

@@ -1,0 +1,94 @@
+/**
+ * The revision activities against real PostgreSQL, run in MockActivityEnvironment (no Temporal).
+ */
+import { appendFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { createActivities } from '../../activities';
+import { DatabasePools } from '../../activities/db';
+import type { PhasegateConfig } from '../../lib/config';
+import { createTestDatabase, runActivity, silentLog, testConfig, writeMigrations, type TestDatabase } from '../helpers';
+
+const addOrgId = `module.exports = {
+  id: 'aaa111', parent: null, message: 'add org_id',
+  upgrade(op) { op.addColumn('accounts', 'org_id', 'bigint'); },
+  downgrade(op) { op.dropColumn('accounts', 'org_id'); },
+};`;
+
+let db: TestDatabase;
+let pools: DatabasePools;
+let config: PhasegateConfig;
+let dir: string;
+
+beforeEach(async () => {
+  db = await createTestDatabase();
+  await db.query('CREATE TABLE accounts (id bigint PRIMARY KEY)');
+  dir = writeMigrations({ 'aaa111_add_org_id.js': addOrgId });
+  config = testConfig({ databases: { app: { url: db.url, migrationsDirectory: dir } }, defaults: { lockTimeoutMs: 200 } });
+  pools = new DatabasePools(config);
+});
+afterEach(async () => {
+  await pools.close();
+  await db.drop();
+});
+
+const activities = () => createActivities({ config, pools, log: silentLog });
+
+async function planUpgrade() {
+  return runActivity(activities().planMigration, { database: 'app', target: 'head', direction: 'upgrade' as const });
+}
+
+test('plan renders each step with its SQL, content hash and version-table transition', async () => {
+  const plan = await planUpgrade();
+  expect(plan.currentHeads).toEqual([]);
+  expect(plan.steps).toHaveLength(1);
+  expect(plan.steps[0]).toMatchObject({
+    revision: 'aaa111',
+    file: 'aaa111_add_org_id.js',
+    transactional: true,
+    headsBefore: [],
+    headsAfter: ['aaa111'],
+    statements: [{ sql: 'ALTER TABLE "accounts" ADD COLUMN IF NOT EXISTS "org_id" bigint' }],
+  });
+  expect(plan.steps[0].hash).toMatch(/^[0-9a-f]{64}$/);
+});
+
+test('a retried applyRevision (the first attempt committed, its result was lost) does not apply twice', async () => {
+  const plan = await planUpgrade();
+  const first = await runActivity(activities().applyRevision, { database: 'app', step: plan.steps[0] });
+  const retry = await runActivity(activities().applyRevision, { database: 'app', step: plan.steps[0] });
+  expect(first.outcome).toBe('applied');
+  expect(retry.outcome).toBe('already-applied');
+  const { rows } = await db.query('SELECT version_num FROM phasegate_version');
+  expect(rows).toEqual([{ version_num: 'aaa111' }]);
+});
+
+test('a revision file changed after planning is refused before anything runs', async () => {
+  const plan = await planUpgrade();
+  appendFileSync(path.join(dir, 'aaa111_add_org_id.js'), '\n// edited after review\n');
+  await expect(
+    runActivity(activities().applyRevision, { database: 'app', step: plan.steps[0] }),
+  ).rejects.toMatchObject({ type: 'RevisionChanged', nonRetryable: true, message: expect.stringContaining('aaa111_add_org_id.js changed') });
+  const { rows } = await db.query(`SELECT to_regclass('phasegate_version') AS t`);
+  expect(rows[0].t).toBeNull();
+});
+
+test('a lock held by another session makes the step give up after lock_timeout with a retryable LockTimeout', async () => {
+  const plan = await planUpgrade();
+  const blocker = new pg.Client({ connectionString: db.url });
+  await blocker.connect();
+  try {
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE accounts IN ACCESS SHARE MODE');
+    const started = Date.now();
+    await expect(
+      runActivity(activities().applyRevision, { database: 'app', step: plan.steps[0] }),
+    ).rejects.toMatchObject({ type: 'LockTimeout', nonRetryable: false });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  } finally {
+    await blocker.query('ROLLBACK');
+    await blocker.end();
+  }
+  const { rows } = await db.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'org_id'`);
+  expect(rows[0].n).toBe(0);
+});

@@ -1,0 +1,135 @@
+/**
+ * `migrate` end to end: the real workflow on the Temporal dev server, real activities, real
+ * PostgreSQL. Checks the schema and the version table after upgrade and downgrade.
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { migrate } from '../../workflows';
+import { statusQuery } from '../../workflows/messages';
+import { createPhasegateWorker } from '../../workers/worker';
+import {
+  bundleWorkflows,
+  connectTestTemporal,
+  createTestDatabase,
+  silentLog,
+  testConfig,
+  uniqueId,
+  writeMigrations,
+  type TestDatabase,
+} from '../helpers';
+
+const revisions = {
+  'aaa111_add_org_id.js': `module.exports = {
+    id: 'aaa111', parent: null, message: 'add org_id', phase: 'expand',
+    upgrade(op) { op.addColumn('accounts', 'org_id', 'bigint'); },
+    downgrade(op) { op.dropColumn('accounts', 'org_id'); },
+  };`,
+  'bbb222_create_orgs.js': `module.exports = {
+    id: 'bbb222', parent: 'aaa111', message: 'create orgs',
+    upgrade(op) { op.createTable('orgs', (t) => { t.bigIncrements('id'); t.text('name').notNullable(); }); },
+    downgrade(op) { op.dropTable('orgs'); },
+  };`,
+};
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let db: TestDatabase;
+
+beforeAll(async () => {
+  env = await connectTestTemporal();
+  bundle = await bundleWorkflows();
+});
+afterAll(() => env?.teardown());
+
+beforeEach(async () => {
+  db = await createTestDatabase();
+  await db.query('CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL)');
+  await db.query(`INSERT INTO accounts SELECT g, 'u' || g FROM generate_series(1, 100) g`);
+});
+afterEach(() => db.drop());
+
+async function run(input: { target: string; direction: 'upgrade' | 'downgrade' }, migrationsDirectory: string) {
+  const config = testConfig({ databases: { app: { url: db.url, migrationsDirectory } } });
+  const taskQueue = uniqueId('migrate');
+  const { worker } = await createPhasegateWorker({
+    config,
+    log: silentLog,
+    workflowBundle: bundle,
+    taskQueue,
+    connection: env.nativeConnection,
+  });
+  const workflowId = uniqueId('migrate-app');
+  return worker.runUntil(async () => {
+    const handle = await env.client.workflow.start(migrate, { workflowId, taskQueue, args: [{ database: 'app', ...input }] });
+    const result = await handle.result();
+    const status = await handle.query(statusQuery);
+    return { result, status };
+  });
+}
+
+async function columns(table: string): Promise<string[]> {
+  const { rows } = await db.query<{ column_name: string }>(
+    `SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`,
+    [table],
+  );
+  return rows.map((r) => r.column_name);
+}
+
+async function versionRows(): Promise<string[]> {
+  const { rows } = await db.query<{ version_num: string }>('SELECT version_num FROM phasegate_version ORDER BY 1');
+  return rows.map((r) => r.version_num);
+}
+
+test('upgrade head applies every revision in order and records the head in phasegate_version', async () => {
+  const dir = writeMigrations(revisions);
+  const { result, status } = await run({ target: 'head', direction: 'upgrade' }, dir);
+
+  expect(result.applied).toEqual(['aaa111', 'bbb222']);
+  expect(result.headsAfter).toEqual(['bbb222']);
+  expect(await columns('accounts')).toEqual(['id', 'email', 'org_id']);
+  expect(await columns('orgs')).toEqual(['id', 'name']);
+  expect(await versionRows()).toEqual(['bbb222']);
+  expect(status.state).toBe('done');
+  expect(status.revision).toBe('bbb222');
+  expect(status.steps.map((s) => [s.revision, s.state])).toEqual([
+    ['aaa111', 'applied'],
+    ['bbb222', 'applied'],
+  ]);
+});
+
+test('downgrade base reverses every revision and empties the version table', async () => {
+  const dir = writeMigrations(revisions);
+  await run({ target: 'head', direction: 'upgrade' }, dir);
+  const { result } = await run({ target: 'base', direction: 'downgrade' }, dir);
+
+  expect(result.applied).toEqual(['bbb222', 'aaa111']);
+  expect(await columns('accounts')).toEqual(['id', 'email']);
+  expect(await columns('orgs')).toEqual([]);
+  expect(await versionRows()).toEqual([]);
+});
+
+test('a second upgrade to head has nothing to do', async () => {
+  const dir = writeMigrations(revisions);
+  await run({ target: 'head', direction: 'upgrade' }, dir);
+  const { result, status } = await run({ target: 'head', direction: 'upgrade' }, dir);
+  expect(result.applied).toEqual([]);
+  expect(status.steps).toEqual([]);
+  expect(await versionRows()).toEqual(['bbb222']);
+});
+
+test('a failing revision fails the workflow visibly and leaves no partial change', async () => {
+  const dir = writeMigrations({
+    ...revisions,
+    'ccc333_broken.js': `module.exports = {
+      id: 'ccc333', parent: 'bbb222', message: 'broken',
+      upgrade(op) { op.addColumn('accounts', 'plan', 'text'); op.sql('ALTER TABLE no_such_table ADD COLUMN x int'); },
+      downgrade(op) { op.dropColumn('accounts', 'plan'); },
+    };`,
+  });
+  await expect(run({ target: 'head', direction: 'upgrade' }, dir)).rejects.toMatchObject({
+    cause: { cause: { type: 'SqlError' } },
+  });
+  // ccc333's first statement rolled back with the failed one: its transaction never committed.
+  expect(await columns('accounts')).toEqual(['id', 'email', 'org_id']);
+  expect(await versionRows()).toEqual(['bbb222']);
+});

@@ -1,0 +1,45 @@
+/**
+ * Builds a phasegate worker: one connection, the bundled workflows and the activities.
+ */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities } from '../activities';
+import { DatabasePools } from '../activities/db';
+import type { PhasegateConfig } from '../lib/config';
+import { temporalConnectionOptions } from '../lib/temporal-connection';
+
+export interface PhasegateWorker {
+  worker: Worker;
+  /** Runs until shutdown, then closes the connection and the database pools. */
+  run(): Promise<void>;
+}
+
+export async function createPhasegateWorker(opts: {
+  config: PhasegateConfig;
+  log: Logger;
+  /** Pre-bundled workflow code (tests bundle once per file); otherwise bundled from workflows/. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  taskQueue?: string;
+  connection?: NativeConnection;
+}): Promise<PhasegateWorker> {
+  const connection = opts.connection ?? (await NativeConnection.connect(temporalConnectionOptions(opts.config)));
+  const pools = new DatabasePools(opts.config);
+  const worker = await Worker.create({
+    connection,
+    namespace: opts.config.temporal.namespace,
+    taskQueue: opts.taskQueue ?? opts.config.temporal.taskQueue,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    activities: createActivities({ config: opts.config, pools, log: opts.log }),
+  });
+  return {
+    worker,
+    async run() {
+      try {
+        await worker.run();
+      } finally {
+        await pools.close();
+        if (!opts.connection) await connection.close();
+      }
+    },
+  };
+}
