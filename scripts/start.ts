@@ -34,14 +34,16 @@ const program = new Command('npm start')
 const opts = program.opts<{ rows: number; pgPort: number; temporalPort: number; uiPort: number }>();
 
 const say = (line: string) => console.log(`[phasegate] ${line}`);
-const started = Date.now();
 const children: Child[] = [];
 let postgres: RunningPostgres | undefined;
-let stopping = false;
+let stopping: Promise<void> | undefined;
 
-async function stopAll(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
+/**
+ * Stops children in reverse start order, then PostgreSQL. A terminal's Ctrl-C reaches us more than
+ * once (npm, tsx and node each see it), so repeated signals join the stop already under way.
+ */
+function stopAll(code: number): Promise<void> {
+  stopping ??= (async () => {
     say('stopping…');
     for (const child of [...children].reverse()) {
       await child.stop('SIGINT').catch(() => undefined);
@@ -51,8 +53,9 @@ async function stopAll(code: number): Promise<never> {
       await postgres.stop().catch(() => undefined);
       say('postgres stopped');
     }
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return stopping;
 }
 
 async function main(): Promise<void> {
@@ -113,7 +116,7 @@ async function main(): Promise<void> {
 
   const ui = `http://localhost:${opts.uiPort}`;
   console.log(`
-phasegate is up (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
+phasegate is up (ready ${process.uptime().toFixed(1)} s after start)
 
   Temporal Web UI   ${ui}/namespaces/${config.temporal.namespace}/workflows
   demo workflow     ${workflowId} (run ${handle.firstExecutionRunId})

