@@ -10,7 +10,8 @@ import { PhasegateError } from '../lib/errors';
 import { buildPlan, type Direction, type Plan, type PlanStep } from '../lib/plan';
 import { hashFile, loadRevisionDirectory } from '../lib/revision-files';
 import { DatabasePools, withClient, withTransaction } from './db';
-import { readHeads, sameHeads, writeHeads } from './version-table';
+import { sameHeads } from '../lib/version-table';
+import { readHeads, writeHeads } from './version-table';
 
 export interface MigrationDeps {
   config: PhasegateConfig;

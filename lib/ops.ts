@@ -11,6 +11,8 @@ export interface RecordedOp {
   kind: string;
   description: string;
   statements: Statement[];
+  /** True when the statements cannot run inside a transaction (CONCURRENTLY). */
+  nonTransactional?: boolean;
 }
 
 /** knex used only as a SQL renderer for table definitions; it never opens a connection. */

@@ -69,6 +69,17 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     const revision = byId.get(id)!;
     const fn = input.direction === 'upgrade' ? revision.module.upgrade : revision.module.downgrade;
     const ops = await recordOps(fn.bind(revision.module));
+    const transactional = revision.module.transactional !== false;
+    const outside = ops.filter((o) => o.nonTransactional);
+    if (transactional && outside.length > 0) {
+      throw new PhasegateError(
+        'ConcurrentlyInTransaction',
+        `${revision.file}: ${outside.map((o) => o.description).join(', ')} cannot run inside a transaction, ` +
+          `but revision ${id} is transactional. Add \`transactional: false\` to the revision (and keep it to ` +
+          'statements that are safe to re-run), or drop the concurrently option',
+        { details: { revision: id, file: revision.file } },
+      );
+    }
     const headsAfter = graph.headsAfter(heads, id, input.direction);
     steps.push({
       revision: id,
@@ -76,7 +87,7 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
       file: path.basename(revision.file),
       hash: revision.hash,
       direction: input.direction,
-      transactional: revision.module.transactional !== false,
+      transactional,
       ...(revision.module.phase ? { phase: revision.module.phase } : {}),
       operations: ops.map((o) => o.description),
       statements: ops.flatMap((o) => o.statements),
