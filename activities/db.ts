@@ -56,7 +56,10 @@ export async function withTransaction<T>(client: pg.ClientBase, fn: () => Promis
   }
 }
 
-/** SQLSTATE classes worth retrying: lock/statement timeouts, deadlocks, serialization, lost connections. */
+/**
+ * SQLSTATE classes worth retrying: lock timeouts, deadlocks, serialization, lost connections. A
+ * statement_timeout (57014) is not: the same statement would run just as long again.
+ */
 export function isTransientPgError(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
   if (typeof code !== 'string') {
@@ -65,7 +68,6 @@ export function isTransientPgError(err: unknown): boolean {
   }
   return (
     code === '55P03' || // lock_not_available (lock_timeout)
-    code === '57014' || // query_canceled (statement_timeout)
     code === '40P01' || // deadlock_detected
     code === '40001' || // serialization_failure
     code.startsWith('08') || // connection exceptions

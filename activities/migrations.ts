@@ -10,6 +10,7 @@ import { PhasegateError } from '../lib/errors';
 import { buildPlan, type Direction, type Plan, type PlanStep } from '../lib/plan';
 import { hashFile, loadRevisionDirectory } from '../lib/revision-files';
 import { DatabasePools, withClient, withTransaction } from './db';
+import { describeLockWait, watchLockWaits, type LockWait } from './lock-watch';
 import { sameHeads } from '../lib/version-table';
 import { readHeads, writeHeads } from './version-table';
 
@@ -32,9 +33,16 @@ export interface ApplyRevisionInput {
 
 export interface ApplyRevisionResult {
   revision: string;
-  /** `already-applied` when a retry found the version table already past this step. */
-  outcome: 'applied' | 'already-applied';
+  /**
+   * `already-applied` when a retry found the version table already past this step;
+   * `lock-timeout` when a statement waited longer than lock_timeout (nothing was committed for a
+   * transactional step) — the workflow decides when to try again.
+   */
+  outcome: 'applied' | 'already-applied' | 'lock-timeout';
   durationMs: number;
+  lockWait?: LockWait;
+  /** Human-readable: "waiting for lock on accounts (AccessExclusiveLock), blocked by pid 42 (idle in transaction)". */
+  waiting?: string;
 }
 
 /** Advisory lock key shared by every phasegate migrator of a database: one migration at a time. */
@@ -45,7 +53,7 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     const directory = migrationsDirectoryFor(config, input.database);
     const revisions = loadRevisionDirectory(directory);
     const currentHeads = await withClient(pools.pool(input.database), (client) => readHeads(client, config));
-    const plan = await buildPlan({ ...input, revisions, currentHeads });
+    const plan = await buildPlan({ ...input, revisions, currentHeads, lockRetry: config.defaults.lockRetry });
     log.info({ database: input.database, steps: plan.steps.map((s) => s.revision) }, 'planned migration');
     return plan;
   }
@@ -65,11 +73,28 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     // Keep the activity visibly alive while a long statement (VALIDATE, CONCURRENTLY) runs.
     const beat = setInterval(() => heartbeat({ revision: step.revision }), 5_000);
     try {
-      const outcome = await withClient(pools.pool(database), (client) =>
-        step.transactional ? applyInTransaction(client, step) : applyOutsideTransaction(client, step),
-      );
-      log.info({ database, revision: step.revision, direction: step.direction, outcome }, 'revision step done');
-      return { revision: step.revision, outcome, durationMs: Date.now() - started };
+      return await withClient(pools.pool(database), async (client) => {
+        const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        const watcher = watchLockWaits(pools.pool(database), rows[0].pid);
+        try {
+          const outcome = step.transactional ? await applyInTransaction(client, step) : await applyOutsideTransaction(client, step);
+          await watcher.stop();
+          log.info({ database, revision: step.revision, direction: step.direction, outcome }, 'revision step done');
+          return { revision: step.revision, outcome, durationMs: Date.now() - started };
+        } catch (err) {
+          const lockWait = await watcher.stop();
+          if ((err as { code?: string }).code !== '55P03') throw err;
+          const waiting = describeLockWait(lockWait);
+          log.warn({ database, revision: step.revision, lockWait }, `lock_timeout: ${waiting}`);
+          return {
+            revision: step.revision,
+            outcome: 'lock-timeout' as const,
+            durationMs: Date.now() - started,
+            waiting,
+            ...(lockWait ? { lockWait } : {}),
+          };
+        }
+      });
     } finally {
       clearInterval(beat);
     }

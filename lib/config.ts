@@ -57,6 +57,15 @@ export const configSchema = z
         /** Longest a single statement may run; 0 = no limit. */
         statementTimeoutMs: durationMs.default(0),
         batchSize: z.number().int().positive().max(1_000_000).default(1000),
+        /** A step that hits lock_timeout is tried again after a jittered, growing pause. */
+        lockRetry: z
+          .object({
+            maxAttempts: z.number().int().positive().default(30),
+            initialDelayMs: durationMs.default(1000),
+            maxDelayMs: durationMs.default(30_000),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -30,12 +30,22 @@ export interface PlanStep {
   headsAfter: string[];
 }
 
+/** How the workflow retries a step that could not get its lock within lock_timeout. */
+export interface LockRetrySettings {
+  maxAttempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_LOCK_RETRY: LockRetrySettings = { maxAttempts: 30, initialDelayMs: 1000, maxDelayMs: 30_000 };
+
 export interface Plan {
   database: string;
   direction: Direction;
   target: string;
   currentHeads: string[];
   steps: PlanStep[];
+  lockRetry: LockRetrySettings;
 }
 
 export interface BuildPlanInput {
@@ -44,6 +54,7 @@ export interface BuildPlanInput {
   currentHeads: string[];
   target: string;
   direction: Direction;
+  lockRetry?: LockRetrySettings;
 }
 
 export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
@@ -96,5 +107,12 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     });
     heads = headsAfter;
   }
-  return { database: input.database, direction: input.direction, target: input.target, currentHeads: input.currentHeads, steps };
+  return {
+    database: input.database,
+    direction: input.direction,
+    target: input.target,
+    currentHeads: input.currentHeads,
+    steps,
+    lockRetry: input.lockRetry ?? DEFAULT_LOCK_RETRY,
+  };
 }

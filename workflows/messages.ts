@@ -28,8 +28,10 @@ export interface StepStatus {
   revision: string;
   message: string;
   phase?: string;
-  state: 'pending' | 'applying' | 'applied' | 'already-applied' | 'failed';
+  state: 'pending' | 'applying' | 'waiting-for-lock' | 'applied' | 'already-applied' | 'failed';
   durationMs?: number;
+  /** Attempts made so far (more than 1 after lock timeouts). */
+  attempts?: number;
 }
 
 export interface MigrateStatus {
@@ -41,6 +43,8 @@ export interface MigrateStatus {
   revision: string | null;
   phase: string | null;
   steps: StepStatus[];
+  /** Set while a step waits to retry after lock_timeout: what it waits for, and who holds it. */
+  waiting: string | null;
   error: string | null;
 }
 

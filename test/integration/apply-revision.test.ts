@@ -73,22 +73,28 @@ test('a revision file changed after planning is refused before anything runs', a
   expect(rows[0].t).toBeNull();
 });
 
-test('a lock held by another session makes the step give up after lock_timeout with a retryable LockTimeout', async () => {
+test('a lock held by another session ends the attempt after lock_timeout, naming the table and the blocking pid', async () => {
   const plan = await planUpgrade();
   const blocker = new pg.Client({ connectionString: db.url });
   await blocker.connect();
   try {
+    const { rows } = await blocker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     await blocker.query('BEGIN');
     await blocker.query('LOCK TABLE accounts IN ACCESS SHARE MODE');
     const started = Date.now();
-    await expect(
-      runActivity(activities().applyRevision, { database: 'app', step: plan.steps[0] }),
-    ).rejects.toMatchObject({ type: 'LockTimeout', nonRetryable: false });
+    const result = await runActivity(activities().applyRevision, { database: 'app', step: plan.steps[0] });
     expect(Date.now() - started).toBeLessThan(5_000);
+    expect(result).toMatchObject({
+      outcome: 'lock-timeout',
+      lockWait: { relation: 'accounts', mode: 'AccessExclusiveLock', blockedBy: [{ pid: rows[0].pid, state: 'idle in transaction' }] },
+      waiting: `waiting for lock on accounts (AccessExclusiveLock), blocked by pid ${rows[0].pid} (idle in transaction)`,
+    });
   } finally {
     await blocker.query('ROLLBACK');
     await blocker.end();
   }
   const { rows } = await db.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'org_id'`);
   expect(rows[0].n).toBe(0);
+  const version = await db.query(`SELECT to_regclass('phasegate_version') AS t`);
+  expect(version.rows[0].t).toBeNull();
 });

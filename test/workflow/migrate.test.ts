@@ -2,7 +2,10 @@
  * `migrate` end to end: the real workflow on the Temporal dev server, real activities, real
  * PostgreSQL. Checks the schema and the version table after upgrade and downgrade.
  */
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import pg from 'pg';
+import type { PhasegateConfigInput } from '../../lib/config';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { migrate } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
@@ -48,8 +51,12 @@ beforeEach(async () => {
 });
 afterEach(() => db.drop());
 
-async function run(input: { target: string; direction: 'upgrade' | 'downgrade' }, migrationsDirectory: string) {
-  const config = testConfig({ databases: { app: { url: db.url, migrationsDirectory } } });
+async function run(
+  input: { target: string; direction: 'upgrade' | 'downgrade' },
+  migrationsDirectory: string,
+  options: { defaults?: PhasegateConfigInput['defaults']; whileRunning?: (handle: WorkflowHandle<typeof migrate>) => Promise<void> } = {},
+) {
+  const config = testConfig({ databases: { app: { url: db.url, migrationsDirectory } }, defaults: options.defaults });
   const taskQueue = uniqueId('migrate');
   const { worker } = await createPhasegateWorker({
     config,
@@ -61,6 +68,7 @@ async function run(input: { target: string; direction: 'upgrade' | 'downgrade' }
   const workflowId = uniqueId('migrate-app');
   return worker.runUntil(async () => {
     const handle = await env.client.workflow.start(migrate, { workflowId, taskQueue, args: [{ database: 'app', ...input }] });
+    await options.whileRunning?.(handle);
     const result = await handle.result();
     const status = await handle.query(statusQuery);
     return { result, status };
@@ -132,4 +140,52 @@ test('a failing revision fails the workflow visibly and leaves no partial change
   // ccc333's first statement rolled back with the failed one: its transaction never committed.
   expect(await columns('accounts')).toEqual(['id', 'email', 'org_id']);
   expect(await versionRows()).toEqual(['bbb222']);
+});
+
+test('a step blocked by another session retries after lock_timeout, and status names the table and the blocking pid', async () => {
+  const dir = writeMigrations({ 'aaa111_add_org_id.js': revisions['aaa111_add_org_id.js'] });
+  const blocker = new pg.Client({ connectionString: db.url });
+  await blocker.connect();
+  const { rows } = await blocker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE accounts IN ACCESS SHARE MODE');
+  const seen: string[] = [];
+  const { result, status } = await run({ target: 'head', direction: 'upgrade' }, dir, {
+    defaults: { lockTimeoutMs: 100, lockRetry: { initialDelayMs: 100, maxDelayMs: 200, maxAttempts: 100 } },
+    async whileRunning(handle) {
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline) {
+        const s = await handle.query(statusQuery);
+        if (s.waiting) seen.push(s.waiting);
+        if (seen.length >= 2) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    },
+  });
+  expect(seen[0]).toMatch(new RegExp(`^waiting for lock on accounts \\(AccessExclusiveLock\\), blocked by pid ${rows[0].pid} \\(idle in transaction\\); attempt \\d+ of 100`));
+  expect(result.applied).toEqual(['aaa111']);
+  expect(status.waiting).toBeNull();
+  expect(status.steps[0].attempts).toBeGreaterThan(1);
+  expect(await columns('accounts')).toEqual(['id', 'email', 'org_id']);
+});
+
+test('a lock that is never released ends in a visible LockTimeout failure after the configured attempts', async () => {
+  const dir = writeMigrations({ 'aaa111_add_org_id.js': revisions['aaa111_add_org_id.js'] });
+  const blocker = new pg.Client({ connectionString: db.url });
+  await blocker.connect();
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE accounts IN ACCESS SHARE MODE');
+  try {
+    await expect(
+      run({ target: 'head', direction: 'upgrade' }, dir, {
+        defaults: { lockTimeoutMs: 50, lockRetry: { initialDelayMs: 10, maxDelayMs: 20, maxAttempts: 3 } },
+      }),
+    ).rejects.toMatchObject({ cause: { type: 'LockTimeout', message: expect.stringContaining('gave up after 3 attempts') } });
+  } finally {
+    await blocker.query('ROLLBACK');
+    await blocker.end();
+  }
+  expect(await columns('accounts')).toEqual(['id', 'email']);
 });
