@@ -51,9 +51,31 @@ module.exports = tseslint.config(
         'error',
         { selector: "CallExpression[callee.object.name='process'][callee.property.name='exit']", message: 'only scripts/ may call process.exit' },
       ],
+    },
+  },
+  {
+    files: ['activities/**/*.ts'],
+    rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../workflows/*', '../workflows'], allowTypeImports: true, message: 'activities and lib never import workflow code' }] },
+        { patterns: [{ group: ['**/workflows', '**/workflows/*'], allowTypeImports: true, message: 'activities never import workflow code' }] },
+      ],
+    },
+  },
+  {
+    files: ['lib/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/workflows', '**/workflows/*', '**/activities', '**/activities/*', '**/scripts/*'],
+              allowTypeImports: true,
+              message: 'lib/ is the shared domain layer: it never imports workflows, activities or scripts',
+            },
+          ],
+        },
       ],
     },
   },

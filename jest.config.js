@@ -18,7 +18,8 @@ module.exports = {
       testMatch: ['<rootDir>/test/{workflow,integration}/**/*.test.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
       globalTeardown: '<rootDir>/test/global-teardown.ts',
-      testTimeout: 120000,
     },
   ],
+  // A global option (Jest ignores it inside a project): workflow tests wait on real servers.
+  testTimeout: 120000,
 };

@@ -2,6 +2,8 @@
  * All activities, built from their dependencies (no module globals): the worker hands in real
  * pools and a logger; tests may hand in their own.
  */
+import { createAuditActivities } from './audit';
+import { createCheckActivities } from './checks';
 import { withFailureMapping } from './failures';
 import { createMigrationActivities, type MigrationDeps } from './migrations';
 
@@ -10,8 +12,12 @@ export type ActivityDeps = MigrationDeps;
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
     ...createMigrationActivities(deps),
+    ...createAuditActivities(deps),
+    ...createCheckActivities(deps),
   });
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { ApplyRevisionInput, ApplyRevisionResult, PlanMigrationInput } from './migrations';
+export type { GateDecision } from './audit';
+export type { CheckResult, RunCheckInput } from './checks';

@@ -5,14 +5,15 @@ import { heartbeat } from '@temporalio/activity';
 import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { migrationsDirectoryFor, type PhasegateConfig } from '../lib/config';
+import { databaseFor, migrationsDirectoryFor, type PhasegateConfig } from '../lib/config';
 import { PhasegateError } from '../lib/errors';
+import type { OpStatement } from '../lib/ops';
 import { buildPlan, type Direction, type Plan, type PlanStep } from '../lib/plan';
 import { hashFile, loadRevisionDirectory } from '../lib/revision-files';
 import { DatabasePools, withClient, withTransaction } from './db';
 import { describeLockWait, watchLockWaits, type LockWait } from './lock-watch';
-import { sameHeads } from '../lib/version-table';
-import { readHeads, writeHeads } from './version-table';
+import { MIGRATION_LOCK_KEY, readHeads, sameHeads, writeHeads } from '../lib/version-table';
+
 
 export interface MigrationDeps {
   config: PhasegateConfig;
@@ -45,8 +46,6 @@ export interface ApplyRevisionResult {
   waiting?: string;
 }
 
-/** Advisory lock key shared by every phasegate migrator of a database: one migration at a time. */
-const MIGRATION_LOCK_KEY = 0x70686173; // 'phas'
 
 export function createMigrationActivities({ config, pools, log }: MigrationDeps) {
   async function planMigration(input: PlanMigrationInput): Promise<Plan> {
@@ -54,6 +53,8 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     const revisions = loadRevisionDirectory(directory);
     const currentHeads = await withClient(pools.pool(input.database), (client) => readHeads(client, config));
     const plan = await buildPlan({ ...input, revisions, currentHeads, lockRetry: config.defaults.lockRetry });
+    const approvers = databaseFor(config, input.database).approvers;
+    if (approvers) plan.approvers = approvers;
     log.info({ database: input.database, steps: plan.steps.map((s) => s.revision) }, 'planned migration');
     return plan;
   }
@@ -123,7 +124,23 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
   }
 
   async function runStatements(client: pg.ClientBase, step: PlanStep): Promise<void> {
-    for (const statement of step.statements) {
+    const statements: OpStatement[] = step.statements;
+    for (const statement of statements) {
+      // A guarded statement (e.g. dropping an INVALID index before a concurrent rebuild) runs only
+      // when its guard query returns a row.
+      if (statement.onlyIf && (await client.query(statement.onlyIf.sql, statement.onlyIf.params ?? [])).rows.length === 0) continue;
+      if (!step.transactional && /\bCONCURRENTLY\b/i.test(statement.sql)) {
+        // A concurrent build or drop waits for every older transaction to finish; that wait blocks
+        // no reader or writer, so the short lock_timeout (meant for queue-jumping ACCESS EXCLUSIVE
+        // locks) would only make it fail, leave an INVALID index and start over, forever.
+        await client.query('SET lock_timeout = 0');
+        try {
+          await client.query(statement.sql, statement.params ?? []);
+        } finally {
+          await client.query(`SET lock_timeout = ${Number(config.defaults.lockTimeoutMs)}`);
+        }
+        continue;
+      }
       await client.query(statement.sql, statement.params ?? []);
     }
   }
@@ -147,6 +164,11 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
    */
   async function applyOutsideTransaction(client: pg.ClientBase, step: PlanStep): Promise<ApplyRevisionResult['outcome']> {
     await setTimeouts(client, 'SESSION');
+    // If this worker dies mid-statement, the server notices the closed connection within seconds
+    // (PG14+) and aborts the statement, releasing the session's advisory lock for the retry.
+    await client.query(
+      `SELECT set_config('client_connection_check_interval', '2000', false) WHERE current_setting('server_version_num')::int >= 140000`,
+    );
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     try {
       if (await alreadyApplied(client, step)) return 'already-applied';

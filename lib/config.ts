@@ -26,6 +26,8 @@ const databaseSchema = z
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
     /** Folder of revision files for this database; defaults to `migrations.directory`. */
     migrationsDirectory: z.string().min(1).optional(),
+    /** Who may approve gates on this database; anyone when absent. A gate's own list narrows it. */
+    approvers: z.array(z.string().min(1)).min(1).optional(),
   })
   .strict();
 

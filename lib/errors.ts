@@ -40,13 +40,14 @@ export class RevisionGraphError extends PhasegateError {
   }
 }
 
-/** The named database alias is not configured on this worker. */
+/** The named database alias is not configured here (worker or CLI). */
 export class UnknownDatabaseError extends PhasegateError {
   constructor(alias: string, known: string[]) {
+    const variable = alias === 'default' ? 'DATABASE_URL' : `PHASEGATE_DATABASE_URL_${alias.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
     super(
       'UnknownDatabase',
-      `database "${alias}" is not configured on this worker; known aliases: ${known.join(', ') || '(none)'}. ` +
-        'Add it under databases in temporal.config.ts or set PHASEGATE_DATABASE_URL_' + alias.toUpperCase().replace(/[^A-Z0-9]/g, '_'),
+      `database "${alias}" is not configured; known aliases: ${known.join(', ') || '(none)'}. ` +
+        `Set ${variable}=postgres://… in the environment, or add it under databases in temporal.config.ts`,
       { details: { alias, known } },
     );
   }

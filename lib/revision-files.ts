@@ -27,6 +27,32 @@ const revisionShape = z
     dependsOn: z.array(z.string()).optional(),
     transactional: z.boolean().optional(),
     phase: z.string().optional(),
+    gate: z
+      .object({
+        name: z.string().min(1).optional(),
+        prompt: z.string().min(1),
+        onReject: z.enum(['rollback', 'hold']).optional(),
+        approvers: z.array(z.string().min(1)).optional(),
+        remindAfter: z.union([z.number().positive(), z.string().min(1)]).optional(),
+        expireAfter: z.union([z.number().positive(), z.string().min(1)]).optional(),
+      })
+      .strict()
+      .optional(),
+    backfill: z
+      .object({
+        table: z.string().min(1),
+        key: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+        set: z.record(z.string(), z.string().min(1)).refine((v) => Object.keys(v).length > 0, 'needs at least one column'),
+        where: z.string().min(1).optional(),
+        batchSize: z.number().int().positive().optional(),
+        delayMs: z.number().int().nonnegative().optional(),
+        maxRowsPerSecond: z.number().positive().optional(),
+        targetBatchMs: z.number().int().positive().optional(),
+        parallelism: z.number().int().positive().max(64).optional(),
+      })
+      .strict()
+      .optional(),
+    check: z.object({ name: z.string().min(1), failingRows: z.string().min(1) }).strict().optional(),
     upgrade: z.custom<RevisionModule['upgrade']>((v) => typeof v === 'function', 'must be a function upgrade(op)'),
     downgrade: z.custom<RevisionModule['downgrade']>(
       (v) => typeof v === 'function',

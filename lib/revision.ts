@@ -19,8 +19,64 @@ export interface RevisionModule {
   transactional?: boolean;
   /** Free-form label of the phase this revision belongs to, shown in status and the UI. */
   phase?: string;
+  /** Stop before applying this revision until a person approves (upgrade only). */
+  gate?: GateSpec;
+  /** Rows to rewrite in batches after this revision is applied (upgrade only). */
+  backfill?: BackfillSpec;
+  /** Verification after this revision (and its backfill); must pass before the next gate opens. */
+  check?: CheckSpec;
   upgrade(op: Op): void | Promise<void>;
   downgrade(op: Op): void | Promise<void>;
+}
+
+/** A duration as Temporal understands it: milliseconds, or a string like '30 minutes', '2h'. */
+export type DurationSpec = number | string;
+
+export interface GateSpec {
+  /** Stable name that approvals may address (`approve {gate}`); defaults to the revision id. */
+  name?: string;
+  /** What the approver should verify or do first ("deploy the app that writes org_id"). */
+  prompt: string;
+  /** What a rejection does: run the applied revisions' downgrades in reverse, or stop and wait. */
+  onReject?: 'rollback' | 'hold';
+  /** Who may approve; anyone when absent. Also configurable per database. */
+  approvers?: string[];
+  /** Log and show a reminder after this long without a decision. */
+  remindAfter?: DurationSpec;
+  /** Treat as rejected after this long without a decision. */
+  expireAfter?: DurationSpec;
+}
+
+/**
+ * A declarative, resumable data rewrite: `UPDATE table SET … WHERE (where)` in keyset batches.
+ * `where` must make a re-run a no-op (e.g. `org_id IS NULL`), so a batch retried after a crash
+ * changes nothing twice.
+ */
+export interface BackfillSpec {
+  table: string;
+  /** Key column(s) to walk in order; defaults to the primary key (or a unique NOT NULL column). */
+  key?: string | string[];
+  /** Column → SQL expression (may refer to the row's other columns). */
+  set: Record<string, string>;
+  where?: string;
+  batchSize?: number;
+  /** Pause between batches. */
+  delayMs?: number;
+  maxRowsPerSecond?: number;
+  /** Adaptive batch sizing aims at this duration per batch. */
+  targetBatchMs?: number;
+  /** Key-range slices processed concurrently (by one or several workers). */
+  parallelism?: number;
+}
+
+/**
+ * A verification query: `failingRows` selects the rows that violate the expectation (their key
+ * columns, for a sample); the check passes when it returns none.
+ */
+export interface CheckSpec {
+  /** Shown in status: "no NULLs left in accounts.org_id". */
+  name: string;
+  failingRows: string;
 }
 
 /** The graph-relevant part of a revision: what the revision graph works on (no code, no DB). */

@@ -1,9 +1,17 @@
 /**
  * The version table (`phasegate_version`, like `alembic_version`): one row per applied head.
- * Its SQL lives here so the runtime and the offline `--sql` script write exactly the same statements.
+ * Its SQL lives here so the runtime, the CLI and the offline `--sql` script all write exactly the
+ * same statements.
  */
+import type pg from 'pg';
 import type { PhasegateConfig } from './config';
 import { quoteIdent, type Statement } from './sql';
+
+/**
+ * Advisory lock key that every phasegate writer of a version table takes (migration steps, stamp):
+ * one writer per database at a time.
+ */
+export const MIGRATION_LOCK_KEY = 0x70686173; // 'phas'
 
 export function versionTableName(config: PhasegateConfig): string {
   return `${quoteIdent(config.migrations.versionTableSchema)}.${quoteIdent(config.migrations.versionTable)}`;
@@ -30,4 +38,17 @@ export function sameHeads(a: readonly string[], b: readonly string[]): boolean {
   const x = [...a].sort();
   const y = [...b].sort();
   return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+/** The applied heads; empty when the table does not exist yet (nothing applied). */
+export async function readHeads(client: pg.ClientBase, config: PhasegateConfig): Promise<string[]> {
+  const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [versionTableName(config)]);
+  if (!exists.rows[0]?.t) return [];
+  const { rows } = await client.query<{ version_num: string }>(selectHeads(config).sql);
+  return rows.map((r) => r.version_num);
+}
+
+/** Replaces the applied heads; the caller runs this inside the transaction that justifies it. */
+export async function writeHeads(client: pg.ClientBase, config: PhasegateConfig, heads: string[]): Promise<void> {
+  for (const statement of writeHeadsStatements(config, heads)) await client.query(statement.sql, statement.params ?? []);
 }

@@ -4,6 +4,7 @@
  */
 import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -90,4 +91,50 @@ export function runActivity<F extends (...args: never[]) => Promise<unknown>>(
   ...args: Parameters<F>
 ): ReturnType<F> {
   return new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') }).run(fn as never, ...(args as never[])) as ReturnType<F>;
+}
+
+export interface WorkerProcess {
+  pid: number;
+  /** Everything the worker wrote, for failure messages. */
+  output(): string;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Starts a real worker process (`workers/main.ts`) with a config file written for the test, so a
+ * test can SIGKILL it mid-step the way a crash or an OOM kill would.
+ */
+export function spawnWorkerProcess(config: PhasegateConfigInput): WorkerProcess {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'phasegate-worker-'));
+  const configFile = path.join(dir, 'phasegate.config.js');
+  writeFileSync(configFile, `module.exports = ${JSON.stringify(config, null, 2)};\n`);
+  const root = path.resolve(__dirname, '..');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'workers', 'main.ts')], {
+    cwd: root,
+    env: { ...process.env, PHASEGATE_CONFIG: configFile, PHASEGATE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    pid: child.pid ?? -1,
+    output: () => output,
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/** Polls `probe` until it returns a truthy value, or fails after `timeoutMs` with `what`. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

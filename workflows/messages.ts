@@ -2,7 +2,7 @@
  * The `migrate` workflow's contract: input, status and message definitions, shared by the
  * workflow, the CLI and the tests. Every payload is plain JSON.
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Direction, PlanStep } from '../lib/plan';
 
 export interface MigrateInput {
@@ -11,6 +11,8 @@ export interface MigrateInput {
   /** Revision id, `head`, `heads`, `base`, `+N`, `-N`, `<label>@head`, … Defaults to `head`. */
   target?: string;
   direction?: Direction;
+  /** Approve every gate automatically (recorded as approved by `autoApprove`): non-production only. */
+  autoApprove?: boolean;
 }
 
 export type MigrateState =
@@ -20,7 +22,9 @@ export type MigrateState =
   | 'paused'
   | 'awaiting-approval'
   | 'checking'
+  | 'failed-check'
   | 'rolling-back'
+  | 'rolled-back'
   | 'done'
   | 'failed';
 
@@ -28,7 +32,7 @@ export interface StepStatus {
   revision: string;
   message: string;
   phase?: string;
-  state: 'pending' | 'applying' | 'waiting-for-lock' | 'applied' | 'already-applied' | 'failed';
+  state: 'pending' | 'applying' | 'waiting-for-lock' | 'applied' | 'already-applied' | 'failed' | 'rolled-back';
   durationMs?: number;
   /** Attempts made so far (more than 1 after lock timeouts). */
   attempts?: number;
@@ -45,17 +49,147 @@ export interface MigrateStatus {
   steps: StepStatus[];
   /** Set while a step waits to retry after lock_timeout: what it waits for, and who holds it. */
   waiting: string | null;
+  /** The gate the workflow waits at, with its prompt. */
+  gate: PendingGate | null;
+  /** Every decision sent to a gate, accepted or ignored (with the reason). */
+  approvals: ApprovalLogEntry[];
+  /** Signals that did not fit the state they arrived in, with the reason (the last 50). */
+  ignoredSignals: IgnoredSignal[];
+  /** The last check run, and its numbers when it failed. */
+  check: CheckStatus | null;
+  /** The running (or last) backfill's progress, as its child workflow last reported it. */
+  backfill: BackfillProgress | null;
   error: string | null;
 }
+
+export interface PendingGate {
+  name: string;
+  revision: string;
+  prompt: string;
+  onReject: 'rollback' | 'hold';
+  approvers: string[] | null;
+  since: string;
+  remindAt: string | null;
+  expiresAt: string | null;
+  reminded: boolean;
+  /** Set when a rejection put a gate with `onReject: 'hold'` on hold; an approval still opens it. */
+  heldBy: { by: string; reason: string | null; at: string } | null;
+}
+
+export interface ApprovalLogEntry {
+  at: string;
+  decision: 'approve' | 'reject' | 'expire';
+  by: string;
+  gate: string | null;
+  revision: string | null;
+  comment: string | null;
+  accepted: boolean;
+  ignoredReason: string | null;
+}
+
+export interface IgnoredSignal {
+  at: string;
+  signal: string;
+  reason: string;
+}
+
+export interface CheckStatus {
+  revision: string;
+  name: string;
+  passed: boolean;
+  failingCount: number;
+  sample: Record<string, unknown>[];
+  attempts: number;
+}
+
+export interface ApproveInput {
+  by: string;
+  /** The gate meant; when given it must be the gate the workflow waits at. */
+  gate?: string;
+  comment?: string;
+}
+
+export interface RejectInput {
+  by: string;
+  gate?: string;
+  reason?: string;
+}
+
+export const approveSignal = defineSignal<[ApproveInput]>('approve');
+export const rejectSignal = defineSignal<[RejectInput]>('reject');
+/** Re-run a failed check (after the data was fixed). */
+export const retrySignal = defineSignal<[Record<string, never>?]>('retry');
 
 export interface MigrateResult {
   database: string;
   direction: Direction;
+  outcome: 'done' | 'rolled-back';
   applied: string[];
+  /** Revisions whose downgrade ran during a rollback, in the order they ran. */
+  rolledBack: string[];
   headsAfter: string[];
 }
 
 export const statusQuery = defineQuery<MigrateStatus>('status');
+
+/** Pacing changes for a running backfill; each field applies from the next batch. */
+export interface ThrottleInput {
+  batchSize?: number;
+  delayMs?: number;
+  maxRowsPerSecond?: number;
+}
+
+/**
+ * Backfill control, accepted by both `migrate` (forwarded to its running backfill) and `backfill`.
+ * Plain JSON, so the Temporal UI's "Send a Signal" and `temporal workflow signal` work.
+ */
+export const pauseSignal = defineSignal<[Record<string, never>?]>('pause');
+export const resumeSignal = defineSignal<[Record<string, never>?]>('resume');
+export const throttleSignal = defineSignal<[ThrottleInput]>('throttle');
+
+export interface SliceProgress {
+  slice: number;
+  /** Key range [from, to) as JSON values; null = open end. */
+  from: unknown[] | null;
+  to: unknown[] | null;
+  lastKey: unknown[] | null;
+  rowsDone: number;
+  state: 'pending' | 'running' | 'paused' | 'done';
+}
+
+/** Progress of one backfill, as the `backfill` workflow reports it (and `migrate` shows it). */
+export interface BackfillProgress {
+  revision: string;
+  table: string;
+  state: 'running' | 'paused' | 'done' | 'failed';
+  /** Rows visited by the keyset walk (scanned), and rows the UPDATE changed. */
+  rowsDone: number;
+  rowsUpdated: number;
+  estimatedTotal: number | null;
+  rowsPerSecond: number | null;
+  etaSeconds: number | null;
+  /** Why the backfill is going slower than it could: lock waiters, replication lag, a throttle. */
+  slowedBy: string | null;
+  batchSize: number;
+  delayMs: number;
+  maxRowsPerSecond: number | null;
+  slices: SliceProgress[];
+  /** Key columns walked, and where they came from ("primary key accounts_pkey"). */
+  key?: string[];
+  keySource?: string;
+  /** Spec warnings found when the backfill was prepared (e.g. no `where`). */
+  warnings?: string[];
+  /** The last control signal and what became of it ("throttle ignored: batchSize must be …"). */
+  lastSignal?: string | null;
+  /** Why the backfill failed (state `failed`), or that it was cancelled. */
+  error?: string | null;
+  /** Runs of the `backfill` workflow so far (continue-as-new starts a new run). */
+  runs?: number;
+}
+
+/** Child → parent: the backfill's latest progress, sent at a bounded rate. */
+export const backfillProgressSignal = defineSignal<[BackfillProgress]>('backfillProgress');
+
 
 export function stepStatus(step: PlanStep): StepStatus {
   return { revision: step.revision, message: step.message, ...(step.phase ? { phase: step.phase } : {}), state: 'pending' };

@@ -125,7 +125,7 @@ test('a second upgrade to head has nothing to do', async () => {
   expect(await versionRows()).toEqual(['bbb222']);
 });
 
-test('a failing revision fails the workflow visibly and leaves no partial change', async () => {
+test('a failing revision fails the workflow visibly and rolls back what the run applied', async () => {
   const dir = writeMigrations({
     ...revisions,
     'ccc333_broken.js': `module.exports = {
@@ -137,9 +137,10 @@ test('a failing revision fails the workflow visibly and leaves no partial change
   await expect(run({ target: 'head', direction: 'upgrade' }, dir)).rejects.toMatchObject({
     cause: { cause: { type: 'SqlError' } },
   });
-  // ccc333's first statement rolled back with the failed one: its transaction never committed.
-  expect(await columns('accounts')).toEqual(['id', 'email', 'org_id']);
-  expect(await versionRows()).toEqual(['bbb222']);
+  // ccc333 rolled back with its failed statement; bbb222 and aaa111 were undone by their downgrades.
+  expect(await columns('accounts')).toEqual(['id', 'email']);
+  expect(await columns('orgs')).toEqual([]);
+  expect(await versionRows()).toEqual([]);
 });
 
 test('a step blocked by another session retries after lock_timeout, and status names the table and the blocking pid', async () => {

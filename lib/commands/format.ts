@@ -1,0 +1,149 @@
+/**
+ * Text output of the commands, in Alembic's shapes (`<parent> -> <rev> (head), message`), so the
+ * CLI stays a thin wrapper and the text can be tested without running it. Pure.
+ */
+import path from 'node:path';
+import type { BranchesResult, HeadsResult, HistoryResult } from './history';
+import type { MigrateEvent, OfflineMigrateResult, OnlineMigrateResult } from './migrate';
+import type { NewRevisionResult } from './revision';
+import type { RevisionSummary } from './project';
+import type { ShowResult } from './show';
+import type { CheckResult, CurrentResult, StampResult } from './version';
+import type { InitResult } from './init';
+
+/** `abc123 (label) (head) (branchpoint)`. */
+export function decorated(revision: RevisionSummary & { isCurrent?: boolean }): string {
+  const parts = [revision.id];
+  if (revision.branchLabels.length) parts.push(`(${revision.branchLabels.join(', ')})`);
+  if (revision.isHead) parts.push('(head)');
+  if (revision.isBranchPoint) parts.push('(branchpoint)');
+  if (revision.isMerge) parts.push('(mergepoint)');
+  if (revision.isCurrent) parts.push('(current)');
+  return parts.join(' ');
+}
+
+const parentsText = (revision: RevisionSummary): string => (revision.parents.length ? revision.parents.join(', ') : '<base>');
+
+/** One line: `<parents> -> <rev> (flags), message`. */
+export function historyLine(revision: RevisionSummary & { isCurrent?: boolean }): string {
+  return `${parentsText(revision)} -> ${decorated(revision)}, ${revision.message}`;
+}
+
+/** Alembic's verbose block: Rev, Parent, Branches into, Path, then the message indented. */
+export function verboseBlock(revision: RevisionSummary & { isCurrent?: boolean }, directory: string): string {
+  const lines = [`Rev: ${decorated(revision)}`, `${revision.isMerge ? 'Merges' : 'Parent'}: ${parentsText(revision)}`];
+  if (revision.dependsOn.length) lines.push(`Also depends on: ${revision.dependsOn.join(', ')}`);
+  if (revision.isBranchPoint) lines.push(`Branches into: ${revision.children.join(', ')}`);
+  if (revision.branchLabels.length) lines.push(`Branch names: ${revision.branchLabels.join(', ')}`);
+  if (!revision.transactional) lines.push('Transactional: no');
+  if (revision.phase) lines.push(`Phase: ${revision.phase}`);
+  lines.push(`Path: ${path.join(directory, revision.file)}`, '');
+  for (const line of revision.message.split('\n')) lines.push(`    ${line}`);
+  return lines.join('\n');
+}
+
+export function formatHeads(result: HeadsResult, verbose = false): string {
+  if (result.heads.length === 0) return `no revisions in ${result.directory}`;
+  return verbose ? result.heads.map((h) => verboseBlock(h, result.directory)).join('\n\n') : result.heads.map(decorated).join('\n');
+}
+
+export function formatBranches(result: BranchesResult): string {
+  if (result.branchPoints.length === 0) return 'no branch points';
+  return result.branchPoints
+    .map((point) => {
+      const indent = ' '.repeat(point.id.length + 1);
+      return [`${decorated(point)}, ${point.message}`, ...point.branchesInto.map((c) => `${indent}-> ${decorated(c)}, ${c.message}`)].join('\n');
+    })
+    .join('\n');
+}
+
+export function formatHistory(result: HistoryResult, verbose = false): string {
+  if (result.revisions.length === 0) return 'no revisions in this range';
+  return verbose
+    ? result.revisions.map((r) => verboseBlock(r, result.directory)).join('\n\n')
+    : result.revisions.map(historyLine).join('\n');
+}
+
+export function formatCurrent(result: CurrentResult): string {
+  if (result.heads.length === 0) return `database "${result.database}": nothing applied (base)`;
+  return result.heads
+    .map((h) => (h.revision ? `${decorated(h.revision)}, ${h.revision.message}` : `${h.id} (no revision file declares it)`))
+    .join('\n');
+}
+
+export function formatShow(result: ShowResult): string {
+  const lines = [verboseBlock(result, path.dirname(result.path)), '', `Hash: sha256:${result.hash}`];
+  for (const direction of ['upgrade', 'downgrade'] as const) {
+    const rendered = result[direction];
+    lines.push('', `-- ${direction}${result.transactional ? '' : ' (non-transactional)'}`);
+    if (rendered.error) lines.push(`-- throws: ${rendered.error}`);
+    else if (rendered.sql.length === 0) lines.push('-- (no statements)');
+    else lines.push(...rendered.sql);
+  }
+  for (const problem of result.problems) lines.push('', `-- problem: ${problem}`);
+  return lines.join('\n');
+}
+
+export function formatNewRevision(result: NewRevisionResult): string {
+  const parents = result.parents.length ? result.parents.join(', ') : 'base';
+  return `created ${result.id} (${result.parents.length > 1 ? 'merge of' : 'on'} ${parents}): ${result.file}`;
+}
+
+export function formatInit(result: InitResult): string {
+  const lines = result.created.map((file) => `created ${file}`);
+  if (result.config === 'kept') lines.push(`kept ${result.configFile} (already there)`);
+  lines.push('next: phasegate revision -m "first change"');
+  return lines.join('\n');
+}
+
+export function formatCheck(result: CheckResult): string {
+  if (result.upToDate) return `database "${result.database}" is up to date (${result.current.join(', ') || 'base'})`;
+  return (
+    `${result.pending.length} revision(s) pending on database "${result.database}": ` +
+    `${result.pending.map((r) => `${r.id} (${r.message})`).join(', ')}; run phasegate upgrade`
+  );
+}
+
+export function formatStamp(result: StampResult): string {
+  const before = result.before.join(', ') || 'base';
+  const after = result.after.join(', ') || 'base';
+  return result.changed ? `stamped database "${result.database}": ${before} -> ${after}` : `database "${result.database}" already at ${after}; nothing written`;
+}
+
+export function formatOnlineResult(result: OnlineMigrateResult): string {
+  const verb = result.direction === 'upgrade' ? 'upgraded' : 'downgraded';
+  switch (result.outcome) {
+    case 'nothing-to-do':
+      return `database "${result.database}" is already at ${result.headsBefore.join(', ') || 'base'}; nothing to ${result.direction}`;
+    case 'started':
+      return `started workflow ${result.workflowId} (${result.planned.length} revision(s)); follow it with phasegate status`;
+    case 'done':
+      return `${verb} database "${result.database}" to ${result.headsAfter.join(', ') || 'base'}: ${result.applied.join(', ')} (workflow ${result.workflowId})`;
+    case 'rolled-back':
+      return `rolled back database "${result.database}" to ${result.headsAfter.join(', ') || 'base'}: undid ${result.rolledBack.join(', ') || 'nothing'} after a rejected gate (workflow ${result.workflowId})`;
+  }
+}
+
+export function formatOfflineResult(result: OfflineMigrateResult): string {
+  return result.script;
+}
+
+/** One line per progress event, for stderr. */
+export function formatEvent(event: MigrateEvent): string | null {
+  switch (event.type) {
+    case 'started':
+      return `started workflow ${event.workflowId}: ${event.steps.map((s) => s.revision).join(', ')}`;
+    case 'step': {
+      const took = event.step.durationMs !== undefined ? ` (${event.step.durationMs} ms)` : '';
+      const message = event.step.message ? ` ${event.step.message}` : '';
+      return `${event.step.state} ${event.step.revision}${message}${took}`;
+    }
+    case 'state':
+      if (event.state === 'awaiting-approval') return `waiting for approval before ${event.revision ?? 'the next step'} (phasegate approve)`;
+      if (event.waiting) return `waiting: ${event.waiting}`;
+      if (event.state === 'paused') return 'paused (phasegate resume)';
+      return null;
+    case 'warning':
+      return `warning: ${event.message}`;
+  }
+}

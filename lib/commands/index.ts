@@ -1,0 +1,22 @@
+/**
+ * phasegate's command layer: one async function per CLI verb, each taking one options object and
+ * returning plain data. `scripts/phasegate.ts` only parses arguments and prints what these return.
+ * `worker` lives in `./worker` and is not re-exported: it loads the Temporal worker's native runtime,
+ * which the other commands do not need.
+ */
+export { init, type InitOptions, type InitResult } from './init';
+export { merge, revision, type MergeOptions, type NewRevisionResult, type RevisionOptions } from './revision';
+export { branches, heads, history, type BranchesResult, type HeadsResult, type HistoryOptions, type HistoryResult } from './history';
+export { show, type ShowOptions, type ShowResult } from './show';
+export { check, current, stamp, type CheckResult, type CurrentResult, type DatabaseOptions, type StampOptions, type StampResult } from './version';
+export {
+  downgrade,
+  upgrade,
+  workflowIdFor,
+  type MigrateCommandOptions,
+  type MigrateCommandResult,
+  type MigrateEvent,
+  type OfflineMigrateResult,
+  type OnlineMigrateResult,
+} from './migrate';
+export type { ProjectOptions, RevisionFilesOptions, RevisionSummary } from './project';

@@ -1,0 +1,30 @@
+/**
+ * What an op records: plain JSON data (it travels in the plan, through workflow history), never a
+ * side effect. The runtime executes it; `--sql` prints it.
+ */
+import { PhasegateError } from '../errors';
+import type { Statement } from '../sql';
+
+export interface OpStatement extends Statement {
+  /**
+   * A guard for what neither IF [NOT] EXISTS nor a DO block can express: the runtime runs this query
+   * first and skips the statement when it returns no rows. Needed for DROP INDEX CONCURRENTLY, which
+   * cannot run inside a function or DO block. Offline scripts show it as a comment.
+   */
+  onlyIf?: Statement;
+}
+
+export interface RecordedOp {
+  kind: string;
+  description: string;
+  statements: OpStatement[];
+  /** True when the statements cannot run inside a transaction (CONCURRENTLY). */
+  nonTransactional?: boolean;
+}
+
+/** A revision called an op with arguments that cannot make valid, safe SQL. Raised while recording. */
+export class InvalidOpError extends PhasegateError {
+  constructor(op: string, message: string) {
+    super('InvalidOp', `op.${op}: ${message}`, { details: { op } });
+  }
+}

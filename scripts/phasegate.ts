@@ -1,0 +1,193 @@
+#!/usr/bin/env -S npx tsx
+/**
+ * The `phasegate` CLI: parses arguments, calls the command functions in lib/commands, prints what
+ * they return (text, or JSON with --json). Every failure prints `phasegate: <what to do>` on stderr
+ * and exits 1. Run it as `npm run phasegate -- <verb>` or `npx tsx scripts/phasegate.ts <verb>`.
+ */
+import { Command, Option } from 'commander';
+import * as commands from '../lib/commands';
+import * as format from '../lib/commands/format';
+import type { MigrateCommandOptions, MigrateEvent, ProjectOptions } from '../lib/commands';
+
+interface GlobalOptions {
+  config: string;
+  json?: boolean;
+}
+
+/** What every command function takes from the global options: the config file. */
+function globals(command: Command): ProjectOptions {
+  return { configFile: command.optsWithGlobals<GlobalOptions>().config };
+}
+
+const wantsJson = (command: Command): boolean => command.optsWithGlobals<GlobalOptions>().json === true;
+
+function print(command: Command, data: unknown, text: () => string): void {
+  if (wantsJson(command)) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+  else process.stdout.write(`${text()}\n`);
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function progress(event: MigrateEvent): void {
+  const line = format.formatEvent(event);
+  if (line) process.stderr.write(`${line}\n`);
+}
+
+function buildProgram(): Command {
+  const program = new Command('phasegate')
+    .description('Zero-downtime PostgreSQL schema changes as durable Temporal workflows')
+    .option('--config <file>', 'config file', process.env.PHASEGATE_CONFIG ?? 'temporal.config.ts')
+    .option('--json', 'print machine-readable JSON instead of text')
+    .showHelpAfterError('(run phasegate --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(`phasegate: ${text.replace(/^error: /, '')}`) });
+
+  program
+    .command('init')
+    .description('create temporal.config.ts (if absent) and an empty migrations folder')
+    .option('--directory <folder>', 'migrations folder (default migrations/versions)')
+    .action(async (opts: { directory?: string }, command: Command) => {
+      const result = await commands.init({ ...globals(command), ...opts });
+      print(command, result, () => format.formatInit(result));
+    });
+
+  program
+    .command('revision')
+    .description('write a new revision file on top of the current head')
+    .requiredOption('-m, --message <message>', 'what the revision changes')
+    .option('--head <rev>', 'the head to build on (required when there are several), or base for a new line')
+    .option('--branch-label <label>', 'name the line this revision starts')
+    .option('--depends-on <rev>', 'a revision that must be applied first (repeatable)', collect, [])
+    .option('--non-transactional', 'write transactional: false (for CREATE INDEX CONCURRENTLY and friends)')
+    .option('--database <alias>', "use this database's migrations folder")
+    .action(async (opts: { message: string; head?: string; branchLabel?: string; dependsOn: string[]; nonTransactional?: boolean; database?: string }, command: Command) => {
+      const result = await commands.revision({ ...globals(command), ...opts });
+      print(command, result, () => format.formatNewRevision(result));
+    });
+
+  program
+    .command('merge')
+    .description('write a merge revision joining two or more heads (e.g. phasegate merge -m "merge" heads)')
+    .argument('<revisions...>', 'revisions to join: ids, labels, or heads')
+    .requiredOption('-m, --message <message>', 'message of the merge revision')
+    .option('--branch-label <label>', 'label the merge revision')
+    .option('--database <alias>', "use this database's migrations folder")
+    .action(async (revisions: string[], opts: { message: string; branchLabel?: string; database?: string }, command: Command) => {
+      const result = await commands.merge({ ...globals(command), ...opts, revisions });
+      print(command, result, () => format.formatNewRevision(result));
+    });
+
+  program
+    .command('heads')
+    .description('list the heads of the revision graph')
+    .option('-v, --verbose', 'one block per head')
+    .option('--database <alias>', "use this database's migrations folder")
+    .action(async (opts: { verbose?: boolean; database?: string }, command: Command) => {
+      const result = await commands.heads({ ...globals(command), database: opts.database });
+      print(command, result, () => format.formatHeads(result, opts.verbose));
+    });
+
+  program
+    .command('branches')
+    .description('list branch points and the revisions they split into')
+    .option('--database <alias>', "use this database's migrations folder")
+    .action(async (opts: { database?: string }, command: Command) => {
+      const result = await commands.branches({ ...globals(command), ...opts });
+      print(command, result, () => format.formatBranches(result));
+    });
+
+  program
+    .command('history')
+    .description('list revisions, newest first')
+    .option('-r, --rev-range <range>', 'bounds [start]:[end], inclusive (e.g. base:head, ae10:, :head)')
+    .option('-v, --verbose', 'one block per revision')
+    .option('-i, --indicate-current', 'mark the current revision (reads the database)')
+    .option('--database <alias>', 'database for -i and for current/+N/-N in the range')
+    .action(async (opts: { revRange?: string; verbose?: boolean; indicateCurrent?: boolean; database?: string }, command: Command) => {
+      const database = opts.database ?? (opts.indicateCurrent ? 'default' : undefined);
+      const result = await commands.history({ ...globals(command), range: opts.revRange, indicateCurrent: opts.indicateCurrent, database });
+      print(command, result, () => format.formatHistory(result, opts.verbose));
+    });
+
+  program
+    .command('show')
+    .description('show one revision: parents, file, hash, and the SQL of its upgrade and downgrade')
+    .argument('<rev>', 'id, prefix, label, head, …')
+    .option('--database <alias>', "use this database's migrations folder")
+    .action(async (rev: string, opts: { database?: string }, command: Command) => {
+      const result = await commands.show({ ...globals(command), ...opts, revision: rev });
+      print(command, result, () => format.formatShow(result));
+    });
+
+  program
+    .command('current')
+    .description("show the database's applied head(s), read from the version table")
+    .option('--database <alias>', 'database alias', 'default')
+    .action(async (opts: { database: string }, command: Command) => {
+      const result = await commands.current({ ...globals(command), ...opts });
+      print(command, result, () => format.formatCurrent(result));
+    });
+
+  program
+    .command('check')
+    .description('exit 1 and list the revisions when any are not applied yet')
+    .option('--database <alias>', 'database alias', 'default')
+    .action(async (opts: { database: string }, command: Command) => {
+      const result = await commands.check({ ...globals(command), ...opts });
+      if (wantsJson(command)) print(command, result, () => '');
+      else if (result.upToDate) process.stdout.write(`${format.formatCheck(result)}\n`);
+      else process.stderr.write(`phasegate: ${format.formatCheck(result)}\n`);
+      if (!result.upToDate) process.exitCode = 1;
+    });
+
+  program
+    .command('stamp')
+    .description('record revision(s) in the version table without running anything')
+    .argument('<revisions...>', 'ids, labels, head, heads, base, -1, …')
+    .option('--database <alias>', 'database alias', 'default')
+    .option('--purge', 'empty the version table first (also drops rows no file declares)')
+    .action(async (targets: string[], opts: { database: string; purge?: boolean }, command: Command) => {
+      const result = await commands.stamp({ ...globals(command), ...opts, targets });
+      print(command, result, () => format.formatStamp(result));
+    });
+
+  const migrateCommand = (name: 'upgrade' | 'downgrade', target: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .argument(target, name === 'upgrade' ? 'revision, head, heads, +N, <label>@head; with --sql also <from>:<to>' : 'revision, -N, base; with --sql <from>:<to>')
+      .option('--database <alias>', 'database alias', 'default')
+      .option('--sql', 'print the SQL script instead of running it (never touches the database)')
+      .addOption(new Option('--no-wait', 'return once the workflow has started'))
+      .action(async (targetArg: string | undefined, opts: { database: string; sql?: boolean; wait: boolean }, command: Command) => {
+        const options: MigrateCommandOptions = { ...globals(command), ...opts, target: targetArg, onEvent: progress };
+        const result = await (name === 'upgrade' ? commands.upgrade(options) : commands.downgrade(options));
+        print(command, result, () => (result.mode === 'sql' ? format.formatOfflineResult(result) : format.formatOnlineResult(result)));
+      });
+  migrateCommand('upgrade', '[target]', 'apply revisions up to target (default head) through the migrate workflow');
+  migrateCommand('downgrade', '<target>', 'un-apply revisions down to target through the migrate workflow');
+
+  program
+    .command('worker')
+    .description('run a worker for the migrate workflow (until Ctrl-C)')
+    .option('--task-queue <queue>', 'task queue (default from the config)')
+    .action(async (opts: { taskQueue?: string }, command: Command) => {
+      // Loaded here only: it brings in the worker's native runtime, which no other verb needs.
+      const { worker } = await import('../lib/commands/worker');
+      const result = await worker({ ...globals(command), ...opts });
+      print(command, result, () => `worker stopped (${result.state})`);
+    });
+
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    const error = err as { message?: string; type?: string };
+    const message = error?.message ?? String(err);
+    if (process.argv.includes('--json')) {
+      process.stdout.write(`${JSON.stringify({ error: { type: error?.type ?? 'Error', message } }, null, 2)}\n`);
+    }
+    process.stderr.write(`phasegate: ${message}\n`);
+    process.exit(1);
+  });

@@ -1,0 +1,329 @@
+/**
+ * The commands against a real PostgreSQL and the shared Temporal dev server: upgrade and downgrade
+ * through the `migrate` workflow (a worker runs in-process), current, check and stamp on the
+ * version table, `--sql` leaving the database alone, the one-migration-per-database rule, and the
+ * CLI binary itself.
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { check, current, downgrade, history, stamp, upgrade, type MigrateEvent } from '../../lib/commands';
+import type { PhasegateConfig } from '../../lib/config';
+import type { PhasegateError } from '../../lib/errors';
+import { createPhasegateWorker } from '../../workers/worker';
+import { bundleWorkflows, connectTestTemporal, createTestDatabase, silentLog, testConfig, uniqueId, writeMigrations, type TestDatabase } from '../helpers';
+
+const revisions = {
+  'aaa111_add_plan.js': `module.exports = {
+    id: 'aaa111', parent: null, message: 'add accounts.plan', phase: 'expand',
+    upgrade(op) { op.addColumn('accounts', 'plan', 'text'); },
+    downgrade(op) { op.dropColumn('accounts', 'plan'); },
+  };`,
+  'bbb222_create_orgs.js': `module.exports = {
+    id: 'bbb222', parent: 'aaa111', message: 'create orgs',
+    upgrade(op) { op.createTable('orgs', (t) => { t.bigIncrements('id'); t.text('name').notNullable(); }); },
+    downgrade(op) { op.dropTable('orgs'); },
+  };`,
+};
+
+// Each CLI run is a fresh Node process compiling TypeScript (about a second); a test makes several.
+jest.setTimeout(60_000);
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let db: TestDatabase;
+/** A database alias of its own per test, so workflow ids (`migrate-<alias>`) never collide; `_` so it can be an env var suffix. */
+let alias: string;
+let dir: string;
+let config: PhasegateConfig;
+
+beforeAll(async () => {
+  env = await connectTestTemporal();
+  bundle = await bundleWorkflows();
+});
+afterAll(() => env?.teardown());
+
+beforeEach(async () => {
+  db = await createTestDatabase();
+  await db.query('CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL)');
+  alias = uniqueId('cli').replace('-', '_');
+  dir = writeMigrations(revisions);
+  config = testConfig({ databases: { [alias]: { url: db.url, migrationsDirectory: dir } } });
+});
+afterEach(() => db.drop());
+
+/** Runs `fn` while an in-process worker serves a fresh task queue. */
+async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = uniqueId('cli');
+  const { worker } = await createPhasegateWorker({ config, log: silentLog, workflowBundle: bundle, taskQueue, connection: env.nativeConnection });
+  return worker.runUntil(fn(taskQueue));
+}
+
+async function columns(table: string): Promise<string[]> {
+  const { rows } = await db.query<{ column_name: string }>(
+    'SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position',
+    [table],
+  );
+  return rows.map((r) => r.column_name);
+}
+
+async function versionTableExists(): Promise<boolean> {
+  const { rows } = await db.query<{ t: string | null }>("SELECT to_regclass('public.phasegate_version')::text AS t");
+  return rows[0].t !== null;
+}
+
+async function failure(promise: Promise<unknown>): Promise<PhasegateError> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as PhasegateError;
+  }
+  throw new Error('expected the command to fail');
+}
+
+test('upgrade head runs the workflow, reports each step, and current/check agree with the version table', async () => {
+  const before = await check({ config, database: alias });
+  expect(before.upToDate).toBe(false);
+  expect(before.pending.map((r) => r.id)).toEqual(['aaa111', 'bbb222']);
+
+  const events: MigrateEvent[] = [];
+  const result = await withWorker((taskQueue) =>
+    upgrade({ config, database: alias, client: env.client, taskQueue, pollIntervalMs: 200, onEvent: (e) => events.push(e) }),
+  );
+
+  expect(result).toMatchObject({ mode: 'workflow', outcome: 'done', workflowId: `migrate-${alias}`, applied: ['aaa111', 'bbb222'], headsAfter: ['bbb222'] });
+  expect(result.planned.map((s) => s.revision)).toEqual(['aaa111', 'bbb222']);
+  // A 'warning' (no poller seen yet) may come first when the worker is slow to poll.
+  expect(events.find((e) => e.type !== 'warning')).toMatchObject({ type: 'started', workflowId: `migrate-${alias}` });
+  const steps = events.flatMap((e) => (e.type === 'step' ? [[e.step.revision, e.step.state]] : []));
+  expect(steps).toEqual([
+    ['aaa111', 'applied'],
+    ['bbb222', 'applied'],
+  ]);
+  expect(await columns('accounts')).toEqual(['id', 'email', 'plan']);
+  expect(await columns('orgs')).toEqual(['id', 'name']);
+
+  const now = await current({ config, database: alias });
+  expect(now.heads).toEqual([{ id: 'bbb222', known: true, revision: expect.objectContaining({ id: 'bbb222', isHead: true }) }]);
+  expect(await check({ config, database: alias })).toMatchObject({ upToDate: true, pending: [], current: ['bbb222'] });
+
+  // Nothing left to do: no workflow is started at all.
+  const again = await upgrade({ config, database: alias, client: env.client });
+  expect(again).toMatchObject({ outcome: 'nothing-to-do', workflowId: null, applied: [] });
+});
+
+test('downgrade -1 un-applies only the newest revision', async () => {
+  await withWorker((taskQueue) => upgrade({ config, database: alias, client: env.client, taskQueue }));
+  const result = await withWorker((taskQueue) => downgrade({ config, database: alias, target: '-1', client: env.client, taskQueue, pollIntervalMs: 200 }));
+
+  expect(result).toMatchObject({ direction: 'downgrade', outcome: 'done', applied: ['bbb222'], headsAfter: ['aaa111'] });
+  expect(await columns('orgs')).toEqual([]);
+  expect(await columns('accounts')).toEqual(['id', 'email', 'plan']);
+  expect((await current({ config, database: alias })).heads.map((h) => h.id)).toEqual(['aaa111']);
+  expect((await check({ config, database: alias })).pending.map((r) => r.id)).toEqual(['bbb222']);
+});
+
+test('bad input fails before anything changes: below base, unknown target, wrong direction', async () => {
+  const below = await failure(downgrade({ config, database: alias, target: '-1', client: env.client }));
+  expect(below.type).toBe('BelowBase');
+  const unknown = await failure(upgrade({ config, database: alias, target: 'nope', client: env.client }));
+  expect(unknown.type).toBe('UnknownRevision');
+  expect(unknown.message).toContain('"nope"');
+  expect(await versionTableExists()).toBe(false);
+
+  await stamp({ config, database: alias, targets: ['head'] });
+  const wrongWay = await failure(upgrade({ config, database: alias, target: 'aaa111', client: env.client }));
+  expect(wrongWay.type).toBe('WrongDirection');
+  expect(wrongWay.message).toContain('phasegate downgrade aaa111');
+  expect((await current({ config, database: alias })).heads.map((h) => h.id)).toEqual(['bbb222']);
+
+  // No workflow was started for this database.
+  await expect(env.client.workflow.getHandle(`migrate-${alias}`).describe()).rejects.toMatchObject({ name: 'WorkflowNotFoundError' });
+});
+
+test('a revision that fails in the database fails the command with the cause, and the run is rolled back', async () => {
+  writeFileSync(
+    path.join(dir, 'ccc333_broken.js'),
+    `module.exports = {
+      id: 'ccc333', parent: 'bbb222', message: 'broken',
+      upgrade(op) { op.sql('ALTER TABLE no_such_table ADD COLUMN x int'); },
+      downgrade() {},
+    };`,
+  );
+  const events: MigrateEvent[] = [];
+  const error = await failure(
+    withWorker((taskQueue) => upgrade({ config, database: alias, client: env.client, taskQueue, pollIntervalMs: 200, onEvent: (e) => events.push(e) })),
+  );
+  expect(error.type).toBe('MigrationFailed');
+  expect(error.message).toContain(`the migration of database "${alias}" failed at revision ccc333 (broken) (workflow migrate-${alias})`);
+  expect(error.message).toContain('no_such_table');
+  expect(error.message).toContain('The revisions this run applied were rolled back (bbb222, aaa111)');
+  const steps = events.flatMap((e) => (e.type === 'step' ? [[e.step.revision, e.step.state]] : []));
+  expect(steps).toEqual(expect.arrayContaining([['ccc333', 'failed'], ['bbb222', 'rolled-back'], ['aaa111', 'rolled-back']]));
+  expect((await current({ config, database: alias })).heads).toEqual([]);
+});
+
+test('a second migration of the same database while one runs is refused with a clear message', async () => {
+  // No worker serves this queue, so the first workflow stays running.
+  const taskQueue = uniqueId('idle');
+  const started = await upgrade({ config, database: alias, client: env.client, taskQueue, wait: false });
+  expect(started).toMatchObject({ outcome: 'started', workflowId: `migrate-${alias}`, applied: [] });
+  try {
+    const conflict = await failure(upgrade({ config, database: alias, client: env.client, taskQueue }));
+    expect(conflict.type).toBe('MigrationAlreadyRunning');
+    expect(conflict.message).toBe(
+      `a migration of database "${alias}" is already running (workflow migrate-${alias}); follow it with phasegate status, or cancel it in the UI`,
+    );
+  } finally {
+    await env.client.workflow.getHandle(`migrate-${alias}`).terminate('test cleanup');
+  }
+  expect(await versionTableExists()).toBe(false);
+});
+
+test('stamp writes the version table only: no DDL; rows no file declares need --purge', async () => {
+  const stamped = await stamp({ config, database: alias, targets: ['head'] });
+  expect(stamped).toEqual({ database: alias, before: [], after: ['bbb222'], changed: true });
+  expect(await columns('accounts')).toEqual(['id', 'email']);
+  expect(await columns('orgs')).toEqual([]);
+  expect((await check({ config, database: alias })).upToDate).toBe(true);
+
+  const marked = await history({ config, database: alias, indicateCurrent: true });
+  expect(marked.revisions.map((r) => [r.id, r.isCurrent])).toEqual([
+    ['bbb222', true],
+    ['aaa111', false],
+  ]);
+
+  expect(await stamp({ config, database: alias, targets: ['-1'] })).toMatchObject({ before: ['bbb222'], after: ['aaa111'] });
+  expect((await history({ config, database: alias, range: 'current:' })).revisions.map((r) => r.id)).toEqual(['bbb222', 'aaa111']);
+  expect(await stamp({ config, database: alias, targets: ['base'] })).toMatchObject({ after: [] });
+
+  await db.query("INSERT INTO phasegate_version VALUES ('zzz999')");
+  const unknown = await failure(stamp({ config, database: alias, targets: ['aaa111'] }));
+  expect(unknown.type).toBe('UnknownAppliedRevision');
+  expect(unknown.message).toContain('--purge');
+  expect(await stamp({ config, database: alias, targets: ['aaa111'], purge: true })).toMatchObject({ before: ['zzz999'], after: ['aaa111'] });
+  const { rows } = await db.query<{ version_num: string }>('SELECT version_num FROM phasegate_version');
+  expect(rows).toEqual([{ version_num: 'aaa111' }]);
+});
+
+test('upgrade --sql never touches the database, and the script it prints applies cleanly when run', async () => {
+  const offline = await upgrade({ config, database: alias, sql: true });
+  expect(offline.mode).toBe('sql');
+  expect(await versionTableExists()).toBe(false);
+  expect(await columns('accounts')).toEqual(['id', 'email']);
+
+  // What a DBA would do with it: run the script; the schema and version table match an online upgrade.
+  await db.query(offline.script);
+  expect(await columns('accounts')).toEqual(['id', 'email', 'plan']);
+  expect(await columns('orgs')).toEqual(['id', 'name']);
+  expect((await current({ config, database: alias })).heads.map((h) => h.id)).toEqual(['bbb222']);
+
+  const down = await downgrade({ config, database: alias, sql: true, target: 'head:base' });
+  await db.query(down.script);
+  expect(await columns('accounts')).toEqual(['id', 'email']);
+  expect((await current({ config, database: alias })).heads).toEqual([]);
+});
+
+// ── the CLI binary ──────────────────────────────────────────────────────────────────────────────
+
+const root = path.resolve(__dirname, '../..');
+const tsxLoader = require.resolve('tsx');
+
+/** A project folder the way a user has one: a config file and migrations/versions/. */
+function tempProject(): string {
+  const cwd = mkdtempSync(path.join(os.tmpdir(), 'phasegate-cli-project-'));
+  mkdirSync(path.join(cwd, 'migrations/versions'), { recursive: true });
+  for (const [name, content] of Object.entries(revisions)) writeFileSync(path.join(cwd, 'migrations/versions', name), content);
+  // Databases come from the environment (PHASEGATE_DATABASE_URL_<ALIAS>), as in production.
+  writeFileSync(
+    path.join(cwd, 'temporal.config.ts'),
+    `export default {
+  temporal: { address: process.env.PHASEGATE_TEST_TEMPORAL_ADDRESS, taskQueue: process.env.PHASEGATE_TASK_QUEUE },
+};\n`,
+  );
+  return cwd;
+}
+
+function cli(cwd: string, args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', tsxLoader, path.join(root, 'scripts/phasegate.ts'), ...args],
+      { cwd, env: { ...process.env, [`PHASEGATE_DATABASE_URL_${alias.toUpperCase()}`]: db.url, ...extraEnv }, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+test('CLI: heads --json, check exit codes, --sql, and errors as `phasegate: …` with exit 1', async () => {
+  const cwd = tempProject();
+
+  const headsRun = await cli(cwd, ['heads', '--json']);
+  expect(headsRun).toMatchObject({ code: 0, stderr: '' });
+  const parsed = JSON.parse(headsRun.stdout) as { heads: Array<{ id: string; file: string }> };
+  expect(parsed.heads).toEqual([expect.objectContaining({ id: 'bbb222', file: 'bbb222_create_orgs.js' })]);
+
+  const pending = await cli(cwd, ['check', '--database', alias]);
+  expect(pending.code).toBe(1);
+  expect(pending.stderr).toContain(`phasegate: 2 revision(s) pending on database "${alias}": aaa111 (add accounts.plan), bbb222 (create orgs)`);
+
+  const sql = await cli(cwd, ['upgrade', '--sql', '--database', alias]);
+  expect(sql.code).toBe(0);
+  expect(sql.stdout).toContain("SET LOCAL lock_timeout = '500ms';");
+  expect(sql.stdout).toContain('ALTER TABLE "accounts" ADD COLUMN IF NOT EXISTS "plan" text;');
+  expect(await versionTableExists()).toBe(false);
+
+  const bad = await cli(cwd, ['show', 'nope']);
+  expect(bad.code).toBe(1);
+  expect(bad.stdout).toBe('');
+  expect(bad.stderr).toMatch(/^phasegate: "nope" matches no revision id/);
+});
+
+test('CLI: upgrade follows the workflow and prints each step; current and check then agree', async () => {
+  const cwd = tempProject();
+  const taskQueue = uniqueId('cli-bin');
+  const workerConfig = testConfig({ databases: { [alias]: { url: db.url, migrationsDirectory: path.join(cwd, 'migrations/versions') } } });
+  const { worker } = await createPhasegateWorker({ config: workerConfig, log: silentLog, workflowBundle: bundle, taskQueue, connection: env.nativeConnection });
+  const run = await worker.runUntil(cli(cwd, ['upgrade', '--database', alias], { PHASEGATE_TASK_QUEUE: taskQueue }));
+  const output = `--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
+  expect({ code: run.code, output }).toEqual({ code: 0, output });
+  expect(run.stderr).toContain('applied aaa111 add accounts.plan');
+  expect(run.stderr).toContain('applied bbb222 create orgs');
+  expect(run.stdout).toBe(`upgraded database "${alias}" to bbb222: aaa111, bbb222 (workflow migrate-${alias})\n`);
+
+  const now = await cli(cwd, ['current', '--database', alias, '--json']);
+  expect(JSON.parse(now.stdout).heads.map((h: { id: string }) => h.id)).toEqual(['bbb222']);
+  expect((await cli(cwd, ['check', '--database', alias])).code).toBe(0);
+});
+
+test('CLI: worker serves the task queue of the config until SIGINT, then stops cleanly', async () => {
+  const cwd = tempProject();
+  const taskQueue = uniqueId('cli-worker');
+  const child = spawn(process.execPath, ['--import', tsxLoader, path.join(root, 'scripts/phasegate.ts'), 'worker'], {
+    cwd,
+    env: { ...process.env, [`PHASEGATE_DATABASE_URL_${alias.toUpperCase()}`]: db.url, PHASEGATE_TASK_QUEUE: taskQueue },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!stderr.includes('phasegate worker started')) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`worker did not start:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // The worker resolves migrations/versions against its project folder, not the test's directory.
+    const result = await upgrade({ config, database: alias, client: env.client, taskQueue });
+    expect(result.applied).toEqual(['aaa111', 'bbb222']);
+  } finally {
+    child.kill('SIGINT');
+  }
+  expect(await exited).toBe(0);
+  expect(stdout).toBe('worker stopped (STOPPED)\n');
+});
