@@ -4,9 +4,11 @@
  * they return (text, or JSON with --json). Every failure prints `phasegate: <what to do>` on stderr
  * and exits 1. Run it as `npm run phasegate -- <verb>` or `npx tsx scripts/phasegate.ts <verb>`.
  */
+import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import * as commands from '../lib/commands';
 import * as format from '../lib/commands/format';
+import { formatStatus } from '../lib/commands/format-status';
 import type { MigrateCommandOptions, MigrateEvent, ProjectOptions } from '../lib/commands';
 
 interface GlobalOptions {
@@ -31,6 +33,37 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 function progress(event: MigrateEvent): void {
   const line = format.formatEvent(event);
   if (line) process.stderr.write(`${line}\n`);
+}
+
+/** `status --watch`: redraws the status every second; a running backfill gets a progress bar. */
+async function watchStatus(options: commands.ControlOptions): Promise<void> {
+  const bar = new SingleBar({ format: 'backfill |{bar}| {percentage}% {value}/{total} rows {rate} rows/s ETA {eta_formatted}', hideCursor: true }, Presets.shades_classic);
+  let barStarted = false;
+  for (;;) {
+    const result = await commands.status(options);
+    const backfill = result.status.backfill;
+    if (backfill && backfill.state !== 'done') {
+      const total = Math.max(backfill.estimatedTotal ?? backfill.rowsDone, backfill.rowsDone, 1);
+      if (!barStarted) {
+        process.stderr.write(`${formatStatus(result)}\n`);
+        bar.start(total, backfill.rowsDone, { rate: 0 });
+        barStarted = true;
+      }
+      bar.setTotal(total);
+      bar.update(backfill.rowsDone, { rate: Math.round(backfill.rowsPerSecond ?? 0) });
+    } else {
+      if (barStarted) {
+        bar.stop();
+        barStarted = false;
+      }
+      process.stdout.write(`\x1b[2J\x1b[H${formatStatus(result)}\n`);
+    }
+    if (result.execution !== 'RUNNING') {
+      if (barStarted) bar.stop();
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 function buildProgram(): Command {
@@ -165,6 +198,58 @@ function buildProgram(): Command {
       });
   migrateCommand('upgrade', '[target]', 'apply revisions up to target (default head) through the migrate workflow');
   migrateCommand('downgrade', '<target>', 'un-apply revisions down to target through the migrate workflow');
+
+  const control = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('--database <alias>', 'database whose migration to address (workflow migrate-<alias>)', 'default')
+      .option('--workflow-id <id>', 'address this workflow instead');
+
+  control('status', 'show the migration: state, steps, pending gate, lock waits, backfill progress, decisions')
+    .option('--watch', 'keep watching, with a progress bar for a running backfill (Ctrl-C to stop)')
+    .action(async (opts: { database: string; workflowId?: string; watch?: boolean }, command: Command) => {
+      if (!opts.watch) {
+        const result = await commands.status({ ...globals(command), ...opts });
+        print(command, result, () => formatStatus(result));
+        return;
+      }
+      await watchStatus({ ...globals(command), ...opts });
+    });
+  control('approve', 'approve the gate the migration waits at')
+    .requiredOption('--by <name>', 'who approves (recorded in the audit table)')
+    .option('--gate <name>', 'the gate meant (refused if the workflow waits at another)')
+    .option('--comment <text>', 'recorded with the approval')
+    .action(async (opts: { database: string; workflowId?: string; by: string; gate?: string; comment?: string }, command: Command) => {
+      const result = await commands.approve({ ...globals(command), ...opts });
+      print(command, result, () => `sent approve to ${result.workflowId}; phasegate status shows whether it was accepted`);
+    });
+  control('reject', 'reject the gate the migration waits at (rolls back or holds, per the gate)')
+    .requiredOption('--by <name>', 'who rejects')
+    .option('--gate <name>', 'the gate meant')
+    .option('--reason <text>', 'recorded with the rejection')
+    .action(async (opts: { database: string; workflowId?: string; by: string; gate?: string; reason?: string }, command: Command) => {
+      const result = await commands.reject({ ...globals(command), ...opts });
+      print(command, result, () => `sent reject to ${result.workflowId}; phasegate status shows what it did`);
+    });
+  for (const [name, description] of [
+    ['retry', 're-run a failed check (after fixing the data)'],
+    ['pause', 'pause the running backfill after its current batch'],
+    ['resume', 'resume a paused backfill from its last committed key'],
+  ] as const) {
+    control(name, description).action(async (opts: { database: string; workflowId?: string }, command: Command) => {
+      const result = await commands[name]({ ...globals(command), ...opts });
+      print(command, result, () => `sent ${name} to ${result.workflowId}`);
+    });
+  }
+  control('throttle', 'change the running backfill\'s pacing from its next batch')
+    .option('--batch-size <n>', 'rows per batch', Number)
+    .option('--delay-ms <ms>', 'pause between batches', Number)
+    .option('--max-rows-per-second <n>', 'upper bound on rows per second', Number)
+    .action(async (opts: { database: string; workflowId?: string; batchSize?: number; delayMs?: number; maxRowsPerSecond?: number }, command: Command) => {
+      const result = await commands.throttle({ ...globals(command), ...opts });
+      print(command, result, () => `sent throttle ${JSON.stringify(result.sent)} to ${result.workflowId}`);
+    });
 
   program
     .command('worker')

@@ -20,3 +20,4 @@ export {
   type OnlineMigrateResult,
 } from './migrate';
 export type { ProjectOptions, RevisionFilesOptions, RevisionSummary } from './project';
+export { approve, pause, reject, resume, retry, status, throttle, type ControlOptions, type SignalResult, type StatusResult } from './control';

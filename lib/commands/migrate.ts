@@ -178,7 +178,7 @@ async function renderScript(project: Project, database: string, direction: Direc
 
 // ── online ───────────────────────────────────────────────────────────────────────────────────────
 
-async function connectClient(project: Project): Promise<{ client: Client; close: () => Promise<void> }> {
+export async function connectClient(project: Project): Promise<{ client: Client; close: () => Promise<void> }> {
   const options = temporalConnectionOptions(project.config);
   let connection: Connection;
   try {

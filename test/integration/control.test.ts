@@ -1,0 +1,94 @@
+/**
+ * Steering a running migration from outside: phasegate's control commands and the real `temporal`
+ * CLI send the same plain-JSON signals, and status shows what the workflow did with them.
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { approve, pause, reject, status, throttle } from '../../lib/commands';
+import { formatStatus } from '../../lib/commands/format-status';
+import type { PhasegateConfig } from '../../lib/config';
+import { findTemporalCli } from '../../scripts/lib/temporal-cli';
+import { migrate } from '../../workflows';
+import { createPhasegateWorker } from '../../workers/worker';
+import { bundleWorkflows, connectTestTemporal, createTestDatabase, eventually, silentLog, testConfig, uniqueId, writeMigrations, type TestDatabase } from '../helpers';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let db: TestDatabase;
+let config: PhasegateConfig;
+
+beforeAll(async () => {
+  env = await connectTestTemporal();
+  bundle = await bundleWorkflows();
+});
+afterAll(() => env?.teardown());
+beforeEach(async () => {
+  db = await createTestDatabase();
+  await db.query('CREATE TABLE accounts (id bigint PRIMARY KEY)');
+  const dir = writeMigrations({
+    'g1_gated.js': `module.exports = {
+      id: 'g1', parent: null, message: 'add plan', gate: { name: 'go', prompt: 'is marketing ready?' },
+      upgrade(op) { op.addColumn('accounts', 'plan', 'text'); },
+      downgrade(op) { op.dropColumn('accounts', 'plan'); },
+    };`,
+  });
+  config = testConfig({ databases: { app: { url: db.url, migrationsDirectory: dir } } });
+});
+afterEach(() => db.drop());
+
+async function atGate<T>(body: (workflowId: string) => Promise<T>): Promise<T> {
+  const taskQueue = uniqueId('control');
+  const { worker } = await createPhasegateWorker({ config, log: silentLog, workflowBundle: bundle, taskQueue, connection: env.nativeConnection });
+  const workflowId = uniqueId('migrate-app');
+  return worker.runUntil(async () => {
+    await env.client.workflow.start(migrate, { workflowId, taskQueue, args: [{ database: 'app', target: 'head', direction: 'upgrade' }] });
+    await eventually('the gate', async () => (await status({ config, workflowId, client: env.client })).status.state === 'awaiting-approval');
+    return body(workflowId);
+  });
+}
+
+test('status shows the gate and how to answer it; the real temporal CLI approves it', async () => {
+  await atGate(async (workflowId) => {
+    const shown = await status({ config, workflowId, client: env.client });
+    expect(shown).toMatchObject({ execution: 'RUNNING', status: { gate: { name: 'go', prompt: 'is marketing ready?' } } });
+    const text = formatStatus(shown);
+    expect(text).toContain('gate "go" before g1: is marketing ready?');
+    expect(text).toContain(`temporal workflow signal --workflow-id ${workflowId} --name approve --input '{"by":"<you>"}'`);
+
+    const cli = findTemporalCli(path.resolve(__dirname, '../..'))!;
+    await promisify(execFile)(cli.path, [
+      'workflow', 'signal', '--address', env.address, '--workflow-id', workflowId, '--name', 'approve', '--input', '{"by":"ops-oncall","comment":"via temporal CLI"}',
+    ]);
+    await expect(env.client.workflow.getHandle(workflowId).result()).resolves.toMatchObject({ outcome: 'done', applied: ['g1'] });
+    const done = await status({ config, workflowId, client: env.client });
+    expect(done.execution).toBe('COMPLETED');
+    expect(done.status.approvals).toEqual([expect.objectContaining({ by: 'ops-oncall', comment: 'via temporal CLI', accepted: true })]);
+  });
+  const { rows } = await db.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts' ORDER BY 1`);
+  expect(rows.map((r) => r.column_name)).toEqual(['id', 'plan']);
+});
+
+test('reject from the command layer rolls the change back; a pause with no backfill running is ignored with a reason', async () => {
+  await atGate(async (workflowId) => {
+    await pause({ config, workflowId, client: env.client });
+    await eventually('the ignored pause', async () => (await status({ config, workflowId, client: env.client })).status.ignoredSignals.length === 1);
+    expect((await status({ config, workflowId, client: env.client })).status.ignoredSignals[0]).toMatchObject({
+      signal: 'pause',
+      reason: 'no backfill is running (state awaiting-approval); pause applies to a running backfill',
+    });
+    await reject({ config, workflowId, client: env.client, by: 'pm', reason: 'not this week' });
+    await expect(env.client.workflow.getHandle(workflowId).result()).resolves.toMatchObject({ outcome: 'rolled-back' });
+  });
+});
+
+test('bad control input is refused before anything is sent', async () => {
+  await expect(throttle({ config, workflowId: 'migrate-nowhere', client: env.client })).rejects.toMatchObject({ type: 'InvalidThrottle' });
+  await expect(throttle({ config, workflowId: 'migrate-nowhere', client: env.client, batchSize: -5 })).rejects.toMatchObject({
+    type: 'InvalidThrottle',
+    message: 'throttle batchSize must be a positive number (delayMs may be 0); got -5',
+  });
+  await expect(approve({ config, workflowId: uniqueId('migrate-missing'), client: env.client, by: 'x' })).rejects.toMatchObject({ type: 'MigrationNotFound' });
+});
