@@ -9,6 +9,7 @@ import { Command, Option } from 'commander';
 import * as commands from '../lib/commands';
 import * as format from '../lib/commands/format';
 import { formatStatus } from '../lib/commands/format-status';
+import { patterns } from '../lib/patterns';
 import type { MigrateCommandOptions, MigrateEvent, ProjectOptions } from '../lib/commands';
 
 interface GlobalOptions {
@@ -96,6 +97,27 @@ function buildProgram(): Command {
       const result = await commands.revision({ ...globals(command), ...opts });
       print(command, result, () => format.formatNewRevision(result));
     });
+
+  const newCommand = program
+    .command('new')
+    .description('write the revision chain of a common multi-phase change, for review (phasegate new <pattern> --help)');
+  for (const pattern of patterns) {
+    const sub = newCommand.command(pattern.name).description(pattern.summary);
+    for (const a of pattern.arguments) {
+      const name = `${a.name}${a.variadic ? '...' : ''}`;
+      sub.argument(a.optional ? `[${name}]` : `<${name}>`, a.description);
+    }
+    for (const o of pattern.options) sub.option(o.flags, o.description);
+    sub
+      .option('--head <rev>', 'the head the chain builds on (required when there are several), or base')
+      .option('--database <alias>', "use this database's migrations folder")
+      .action(async (...params: unknown[]) => {
+        const command = params[params.length - 1] as Command;
+        const { head, database, ...options } = command.opts<Record<string, unknown> & { head?: string; database?: string }>();
+        const result = await commands.newPattern({ ...globals(command), pattern: pattern.name, args: command.args, options, head, database });
+        print(command, result, () => commands.formatNewPattern(result));
+      });
+  }
 
   program
     .command('merge')

@@ -5,6 +5,7 @@
  * which the other commands do not need.
  */
 export { init, type InitOptions, type InitResult } from './init';
+export { formatNewPattern, newPattern, type NewPatternFile, type NewPatternOptions, type NewPatternResult } from './new';
 export { merge, revision, type MergeOptions, type NewRevisionResult, type RevisionOptions } from './revision';
 export { branches, heads, history, type BranchesResult, type HeadsResult, type HistoryOptions, type HistoryResult } from './history';
 export { show, type ShowOptions, type ShowResult } from './show';
