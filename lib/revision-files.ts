@@ -47,7 +47,7 @@ const revisionShape = z
         batchSize: z.number().int().positive().optional(),
         delayMs: z.number().int().nonnegative().optional(),
         maxRowsPerSecond: z.number().positive().optional(),
-        targetBatchMs: z.number().int().positive().optional(),
+        targetBatchMs: z.number().int().nonnegative().optional(),
         parallelism: z.number().int().positive().max(64).optional(),
       })
       .strict()

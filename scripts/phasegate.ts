@@ -274,6 +274,35 @@ function buildProgram(): Command {
     });
 
   program
+    .command('lint')
+    .description('run squawk over the --sql script of a range of revisions (exit 1 on findings)')
+    .argument('[range]', 'from:to as for upgrade --sql', 'base:heads')
+    .option('--database <alias>', 'database whose migrations folder to lint')
+    .option('--exclude <rule>', 'squawk rule to leave out (repeatable)', collect, [])
+    .option('--pg-version <major>', 'PostgreSQL major version the rules assume', '15')
+    .action(async (range: string, opts: { database?: string; exclude: string[]; pgVersion: string }, command: Command) => {
+      const result = await commands.lint({ ...globals(command), ...opts, range });
+      print(command, result, () =>
+        result.findings.length === 0
+          ? `squawk: nothing to report on ${range}`
+          : result.findings.map((f) => `line ${f.line}${f.revision ? ` (revision ${f.revision})` : ''}: ${f.rule}: ${f.message}`).join('\n'),
+      );
+      if (result.findings.length > 0) process.exitCode = 1;
+    });
+
+  program
+    .command('dev')
+    .description('start the local stack: Temporal dev server + Web UI, PostgreSQL, a worker, the demo (same as npm start)')
+    .allowUnknownOption()
+    .action(async () => {
+      const { spawnSync } = await import('node:child_process');
+      const start = require.resolve('./start');
+      const args = process.argv.slice(process.argv.indexOf('dev') + 1);
+      const result = spawnSync(process.execPath, ['--import', 'tsx', start, ...args], { stdio: 'inherit' });
+      process.exitCode = result.status ?? 1;
+    });
+
+  program
     .command('worker')
     .description('run a worker for the migrate workflow (until Ctrl-C)')
     .option('--task-queue <queue>', 'task queue (default from the config)')

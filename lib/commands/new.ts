@@ -12,8 +12,9 @@ import { findPattern, type RevisionDraft } from '../patterns';
 import { renderDraftFile } from '../patterns/source';
 import type { BackfillSpec, CheckSpec, GateSpec, RevisionNode } from '../revision';
 import { RevisionGraph } from '../revision-graph';
-import { newRevisionId, revisionFileName, typesImportFor } from '../revision-template';
-import { loadProject, loadRevisions, migrationsDirectory, resolveOne, type LoadedRevisions, type RevisionFilesOptions } from './project';
+import { revisionFileName, typesImportFor } from '../revision-template';
+import { loadProject, loadRevisions, migrationsDirectory, type RevisionFilesOptions } from './project';
+import { freshIds, parentFor } from './revision';
 
 export interface NewPatternOptions extends RevisionFilesOptions {
   /** A registered pattern: `add-not-null-column`, `rename-column`, `add-index`, … */
@@ -70,39 +71,6 @@ function record(pattern: string, draft: RevisionDraft, direction: 'upgrade' | 'd
   return op.recorded;
 }
 
-/** The first parent: the only head, `--head <rev>` (which must be a head), or none for `base`. */
-function startingParent(loaded: LoadedRevisions, head: string | undefined): string | null {
-  const heads = loaded.graph.heads();
-  if (head === 'base') return null;
-  if (head === undefined) {
-    if (heads.length > 1) {
-      throw new PhasegateError(
-        'MultipleHeads',
-        `there are ${heads.length} heads (${heads.join(', ')}); say which one the chain follows with --head <rev>, or join them first with \`phasegate merge -m "merge" heads\``,
-        { details: { heads } },
-      );
-    }
-    return heads[0] ?? null;
-  }
-  const id = resolveOne(loaded.graph, head, '--head');
-  if (!heads.includes(id)) {
-    throw new PhasegateError('NotAHead', `--head ${head} is ${id}, which already has children; a chain starts on a head (${heads.join(', ')}) or on base`, {
-      details: { head: id, heads },
-    });
-  }
-  return id;
-}
-
-/** `count` fresh ids: none equal to, or a prefix of, another id (old or new), so prefixes stay unambiguous. */
-function freshIds(graph: RevisionGraph, count: number): string[] {
-  const taken = graph.all().map((n) => n.id);
-  const ids: string[] = [];
-  while (ids.length < count) {
-    const id = newRevisionId();
-    if (![...taken, ...ids].some((other) => other.startsWith(id) || id.startsWith(other))) ids.push(id);
-  }
-  return ids;
-}
 
 export async function newPattern(options: NewPatternOptions): Promise<NewPatternResult> {
   const pattern = findPattern(options.pattern);
@@ -115,7 +83,7 @@ export async function newPattern(options: NewPatternOptions): Promise<NewPattern
     throw new PhasegateError('MigrationsFolderNotFound', `${directory} does not exist; run \`phasegate init\` first`, { details: { directory } });
   }
   const loaded = loadRevisions(directory);
-  const first = startingParent(loaded, options.head);
+  const first = parentFor(loaded, options.head)[0] ?? null;
   const ids = freshIds(loaded.graph, drafts.length);
   const parents = ids.map((_, i) => (i === 0 ? first : ids[i - 1]));
   const nodes: RevisionNode[] = drafts.map((d, i) => ({ id: ids[i], parents: parents[i] === null ? [] : [parents[i]!], dependsOn: [], branchLabels: [], message: d.message }));

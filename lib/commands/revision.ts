@@ -60,27 +60,32 @@ function loadExisting(directory: string): LoadedRevisions {
   return loadRevisions(directory);
 }
 
-/** A fresh id no revision uses, and no existing id starts with (so prefixes stay unambiguous). */
-function freshId(graph: RevisionGraph): string {
-  const ids = graph.all().map((n) => n.id);
-  for (;;) {
+/** `count` fresh ids: none equal to, or a prefix of, another id (old or new), so prefixes stay unambiguous. */
+export function freshIds(graph: RevisionGraph, count: number): string[] {
+  const taken = graph.all().map((n) => n.id);
+  const ids: string[] = [];
+  while (ids.length < count) {
     const id = newRevisionId();
-    if (!ids.some((existing) => existing.startsWith(id) || id.startsWith(existing))) return id;
+    if (![...taken, ...ids].some((other) => other.startsWith(id) || id.startsWith(other))) ids.push(id);
   }
+  return ids;
 }
+
+const freshId = (graph: RevisionGraph): string => freshIds(graph, 1)[0];
 
 /** Builds the graph with `node` added: duplicate labels, bad labels and cycles fail here, before writing. */
 function checkWith(loaded: LoadedRevisions, node: RevisionNode): void {
   RevisionGraph.build([...loaded.graph.all(), node]);
 }
 
-function parentFor(loaded: LoadedRevisions, head: string | undefined): string[] {
+/** The parent(s) of a new revision: the single head, `--head <rev>` (a head), or none for `--head base`. */
+export function parentFor(loaded: LoadedRevisions, head: string | undefined): string[] {
   const heads = loaded.graph.heads();
   if (head === undefined) {
     if (heads.length > 1) {
       throw new PhasegateError(
         'MultipleHeads',
-        `there are ${heads.length} heads (${heads.join(', ')}); say which one the new revision follows with --head <rev>, ` +
+        `there are ${heads.length} heads (${heads.join(', ')}); say which one new revisions follow with --head <rev>, ` +
           'or join them first with `phasegate merge -m "merge" heads`',
         { details: { heads } },
       );

@@ -1,0 +1,79 @@
+/**
+ * `phasegate lint`: squawk (the PostgreSQL migration linter) over the `--sql` script of a range of
+ * revisions, so every statement is reviewed with the lock_timeout lines and version-table writes
+ * it will really run with. Findings name the revision whose section they are in.
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { PhasegateError } from '../errors';
+import { upgrade, type MigrateCommandOptions } from './migrate';
+
+export interface LintFinding {
+  rule: string;
+  message: string;
+  line: number;
+  /** The revision whose section of the script the line is in. */
+  revision: string | null;
+  help: string | null;
+}
+
+export interface LintResult {
+  range: string;
+  findings: LintFinding[];
+  excluded: string[];
+}
+
+export interface LintOptions extends Pick<MigrateCommandOptions, 'cwd' | 'configFile' | 'config' | 'env' | 'database'> {
+  /** `from:to` as for `upgrade --sql`; default `base:heads`. */
+  range?: string;
+  /** squawk rules to leave out (e.g. `ban-drop-column` for a reviewed contract step). */
+  exclude?: string[];
+  /** PostgreSQL major version the rules assume (default 15). */
+  pgVersion?: string;
+}
+
+interface SquawkJson {
+  rule_name: string;
+  message: string;
+  line: number;
+  help?: string | null;
+}
+
+/** Runs squawk on SQL text; squawk exits 1 when it reports something, with the report on stdout. */
+export function runSquawk(sql: string, options: { exclude?: string[]; pgVersion?: string } = {}): SquawkJson[] {
+  const bin = path.join(path.dirname(require.resolve('squawk-cli/package.json')), 'js', 'bin', 'squawk');
+  const args = ['--pg-version', options.pgVersion ?? '15', '--reporter', 'json', '--stdin-filepath', 'phasegate.sql'];
+  for (const rule of options.exclude ?? []) args.push('--exclude', rule);
+  let out: string;
+  try {
+    out = execFileSync(process.execPath, [bin, ...args], { input: sql, encoding: 'utf8' });
+  } catch (err) {
+    out = (err as { stdout?: string }).stdout ?? '';
+    if (!out.trim().startsWith('[')) {
+      throw new PhasegateError('LintFailed', `squawk could not run: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  return JSON.parse(out) as SquawkJson[];
+}
+
+export async function lint(options: LintOptions = {}): Promise<LintResult> {
+  const range = options.range ?? 'base:heads';
+  const offline = await upgrade({ ...options, sql: true, target: range });
+  if (offline.mode !== 'sql') throw new PhasegateError('LintFailed', 'could not render the SQL script to lint');
+  const lines = offline.script.split('\n');
+  const revisionAt = (line: number): string | null => {
+    for (let i = Math.min(line, lines.length) - 1; i >= 0; i--) {
+      const match = /^-- Running (?:upgrade|downgrade) (\S+):/.exec(lines[i]);
+      if (match) return match[1];
+    }
+    return null;
+  };
+  const findings = runSquawk(offline.script, options).map((f) => ({
+    rule: f.rule_name,
+    message: f.message,
+    line: f.line,
+    revision: revisionAt(f.line),
+    help: f.help ?? null,
+  }));
+  return { range, findings, excluded: options.exclude ?? [] };
+}
