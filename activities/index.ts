@@ -6,12 +6,14 @@ import { createAuditActivities } from './audit';
 import { createCheckActivities } from './checks';
 import { withFailureMapping } from './failures';
 import { createMigrationActivities, type MigrationDeps } from './migrations';
+import { createBackfillActivities } from './backfill';
 
 export type ActivityDeps = MigrationDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
     ...createMigrationActivities(deps),
+    ...createBackfillActivities(deps),
     ...createAuditActivities(deps),
     ...createCheckActivities(deps),
   });

@@ -123,10 +123,17 @@ phasegate is up (ready ${process.uptime().toFixed(1)} s after start)
                     ${ui}/namespaces/${config.temporal.namespace}/workflows/${workflowId}
   demo database     ${demoUrl}
 
+The demo migration makes accounts.org_id NOT NULL in phases (add → backfill → CHECK NOT VALID →
+VALIDATE → SET NOT NULL) and waits at its first gate, "deploy:accounts.org_id", for your approval.
+
 Next, in another terminal:
   export PATH="${path.dirname(cli.path)}:$PATH"
-  temporal workflow describe --workflow-id ${workflowId}
+  npm run phasegate -- status --database demo --watch
   temporal workflow query --workflow-id ${workflowId} --name status
+  temporal workflow signal --workflow-id ${workflowId} --name approve --input '{"by":"you"}'
+      (or in the Web UI: open ${workflowId}, "Send a Signal", name approve, input {"by":"you"})
+  temporal workflow signal --workflow-id ${workflowId} --name pause --input '{}'     (during the backfill)
+  temporal workflow signal --workflow-id ${workflowId} --name resume --input '{}'
   psql ${demoUrl} -c '\\d accounts'
   npm test
 

@@ -1,1 +1,2 @@
 export { migrate } from './migrate';
+export { backfill } from './backfill';

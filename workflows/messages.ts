@@ -4,6 +4,8 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Direction, PlanStep } from '../lib/plan';
+import type { BackfillSpec } from '../lib/revision';
+import type { BackfillState } from './backfill';
 
 export interface MigrateInput {
   /** Alias of a database configured on the workers; never a URL. */
@@ -190,6 +192,51 @@ export interface BackfillProgress {
 /** Child → parent: the backfill's latest progress, sent at a bounded rate. */
 export const backfillProgressSignal = defineSignal<[BackfillProgress]>('backfillProgress');
 
+/**
+ * Input of the `backfill` child workflow (workflows/backfill.ts). Plain JSON, so it can also be
+ * started from the Temporal UI or `temporal workflow start --type backfill`.
+ */
+export interface BackfillInput {
+  /** Database alias configured on the workers. */
+  database: string;
+  /** The revision whose backfill this is (for status and ids). */
+  revision: string;
+  spec: BackfillSpec;
+  /** When set, progress is signalled to this workflow (`backfillProgress`) at a bounded rate. */
+  parentWorkflowId?: string;
+  /** Each slice activity call returns after about this long of batches (default 10 s). */
+  sliceCallMs?: number;
+  /** Continue-as-new after this many slice calls in one run (default 1000), or earlier when Temporal suggests it. */
+  maxSliceCallsBeforeContinueAsNew?: number;
+  /** Least time between two progress signals to the parent, state changes aside (default 5 s). */
+  progressIntervalMs?: number;
+  /** Batches wait while a replica replays further behind than this (default 10 s). */
+  maxReplicationLagMs?: number;
+  /** Set by the workflow itself when it continues as new; leave it out when starting one. */
+  state?: BackfillState;
+}
+
+export interface BackfillResult {
+  revision: string;
+  table: string;
+  rowsDone: number;
+  rowsUpdated: number;
+  slices: number;
+  durationMs: number;
+  runs: number;
+  warnings: string[];
+}
+
+/** The `backfill` workflow's progress (the same object it signals to its parent). */
+export const backfillStatusQuery = defineQuery<BackfillProgress>('backfillStatus');
+
+/**
+ * The id of a revision's backfill child, derived from its parent's id (`migrate-app/backfill-3f1c2a9b7d10`),
+ * so a retried or replayed parent finds the same child, and signals can address it by name.
+ */
+export function backfillWorkflowId(parentWorkflowId: string, revision: string): string {
+  return `${parentWorkflowId}/backfill-${revision}`;
+}
 
 export function stepStatus(step: PlanStep): StepStatus {
   return { revision: step.revision, message: step.message, ...(step.phase ? { phase: step.phase } : {}), state: 'pending' };

@@ -14,14 +14,18 @@ import {
   upsertMemo,
   upsertSearchAttributes,
   allHandlersFinished,
+  startChild,
   workflowInfo,
+  type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { Activities, ApplyRevisionResult, GateDecision } from '../activities';
 import type { LockRetrySettings, Plan, PlanStep } from '../lib/plan';
+import { backfill } from './backfill';
 import { effectiveApprovers, ignoredReason, logEntry, type GateSignal } from './gates';
 import {
   approveSignal,
   backfillProgressSignal,
+  backfillWorkflowId,
   pauseSignal,
   rejectSignal,
   resumeSignal,
@@ -111,15 +115,24 @@ export async function migrate(input: MigrateInput): Promise<MigrateResult> {
     if (status.state !== 'failed-check') ignore('retry', `retry re-runs a failed check; the workflow is ${status.state}`);
     else retryRequested = true;
   });
-  for (const [signal, name] of [
-    [pauseSignal, 'pause'],
-    [resumeSignal, 'resume'],
-  ] as const) {
-    setHandler(signal, () => ignore(name, `no backfill is running (state ${status.state}); ${name} applies to a running backfill`));
-  }
-  setHandler(throttleSignal, () => ignore('throttle', `no backfill is running (state ${status.state})`));
+  // Backfill control goes to the running backfill child; with none running it is ignored, visibly.
+  let backfillChild: ChildWorkflowHandle<typeof backfill> | null = null;
+  setHandler(pauseSignal, async () => {
+    if (!backfillChild) ignore('pause', `no backfill is running (state ${status.state}); pause applies to a running backfill`);
+    else await backfillChild.signal(pauseSignal, {});
+  });
+  setHandler(resumeSignal, async () => {
+    if (!backfillChild) ignore('resume', `no backfill is running (state ${status.state}); resume applies to a running backfill`);
+    else await backfillChild.signal(resumeSignal, {});
+  });
+  setHandler(throttleSignal, async (throttle) => {
+    if (!backfillChild) ignore('throttle', `no backfill is running (state ${status.state})`);
+    else await backfillChild.signal(throttleSignal, throttle ?? {});
+  });
   setHandler(backfillProgressSignal, (progress) => {
     status.backfill = progress;
+    if (status.state === 'backfilling' && progress.state === 'paused') setState('paused');
+    else if (status.state === 'paused' && progress.state === 'running') setState('backfilling');
   });
 
   const setState = (state: MigrateState) => {
@@ -228,6 +241,28 @@ export async function migrate(input: MigrateInput): Promise<MigrateResult> {
     }
   }
 
+  /**
+   * Runs a step's backfill as a child workflow (id derived from ours, so a replayed or retried
+   * parent finds the same child); pause/resume/throttle are forwarded to it while it runs.
+   */
+  async function runBackfill(step: PlanStep): Promise<void> {
+    setState('backfilling');
+    const parentWorkflowId = workflowInfo().workflowId;
+    const child = await startChild(backfill, {
+      workflowId: backfillWorkflowId(parentWorkflowId, step.revision),
+      args: [{ database: status.database, revision: step.revision, spec: step.backfill!, parentWorkflowId }],
+    });
+    backfillChild = child;
+    try {
+      const result = await child.result();
+      if (status.backfill) {
+        status.backfill = { ...status.backfill, state: 'done', rowsDone: result.rowsDone, rowsUpdated: result.rowsUpdated, etaSeconds: 0 };
+      }
+    } finally {
+      backfillChild = null;
+    }
+  }
+
   /** Runs a step's check until it passes; a failure waits for `retry` (or a reject to abandon). */
   async function verify(step: PlanStep): Promise<void> {
     const check = step.check!;
@@ -292,6 +327,7 @@ export async function migrate(input: MigrateInput): Promise<MigrateResult> {
       status.steps[index].state = result.outcome === 'already-applied' ? 'already-applied' : 'applied';
       status.steps[index].durationMs = result.durationMs;
       applied.push(step);
+      if (step.backfill) await runBackfill(step);
       if (step.check) await verify(step);
     }
     setState('done');
@@ -323,7 +359,7 @@ export async function migrate(input: MigrateInput): Promise<MigrateResult> {
         headsAfter: applied[0]?.headsBefore ?? plan.currentHeads,
       };
     }
-    const message = isCancellation(err) ? 'cancelled' : (err as Error).message;
+    const message = isCancellation(err) ? 'cancelled' : innermostMessage(err);
     if (plan && applied.length > 0) {
       // A cancelled or failed migration leaves the database where it started, not half-way.
       await rollback(plan, applied, `${message}; rolling back the ${applied.length} step(s) this run applied`);
@@ -332,4 +368,11 @@ export async function migrate(input: MigrateInput): Promise<MigrateResult> {
     setState('failed');
     throw err;
   }
+}
+
+/** The innermost cause of a failure chain (workflow → activity → application failure): the one that says what went wrong. */
+function innermostMessage(err: unknown): string {
+  let current = err as { message?: string; cause?: unknown } | undefined;
+  while (current?.cause) current = current.cause as typeof current;
+  return current?.message ?? String(err);
 }

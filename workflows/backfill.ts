@@ -1,0 +1,473 @@
+/**
+ * `backfill`: rewrites a table's rows in keyset batches, as a child of `migrate` (or on its own).
+ *
+ * prepare (key, slices, estimate) ─► per slice, repeated time-bounded `backfillSlice` calls, N
+ * slices at once ─► finish. Each call runs ~10 s of batches and returns its progress, so history
+ * grows with slices × time, never with rows; the workflow continues as new when Temporal suggests
+ * it (or after `maxSliceCallsBeforeContinueAsNew` calls), carrying its state as plain JSON.
+ *
+ * Control: `pause`, `resume`, `throttle` signals. Pause and throttle bump a stop epoch and write it
+ * to the slices' checkpoint rows (`stopBackfillSlices`); a running slice reads it back with every
+ * batch and returns after that batch's commit — within one batch, with no transaction open.
+ * (Activity cancellation alone reaches a slice only at a heartbeat that the SDK actually sends,
+ * throttled to 0.8 × heartbeatTimeout, i.e. up to 8 s later; it remains the fallback when the stop
+ * cannot be written, and the path for cancelling the whole backfill.) Throttled slices restart
+ * at once with the new pacing; paused ones wait for `resume`.
+ */
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { BackfillPlan, BackfillSliceInput, BackfillSliceResult } from '../activities/backfill';
+import type { BackfillPacing } from '../lib/backfill';
+import {
+  backfillProgressSignal,
+  backfillStatusQuery,
+  pauseSignal,
+  resumeSignal,
+  throttleSignal,
+  type BackfillInput,
+  type BackfillProgress,
+  type BackfillResult,
+  type SliceProgress,
+  type ThrottleInput,
+} from './messages';
+import { PhasegateDatabase, PhasegateState } from './search-attributes';
+
+const { prepareBackfill, finishBackfill } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+/**
+ * One slice call runs `sliceCallMs` of batches, then returns. The short heartbeat timeout is how
+ * fast a dead worker is noticed (the slice then resumes elsewhere from its checkpoint); the
+ * activity heartbeats every batch and every 2 s during a long statement or pause.
+ */
+const { backfillSlice } = proxyActivities<Activities>({
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: '10 seconds',
+  // Pause/cancel wait until the activity has really stopped: then no batch transaction is open.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 50 },
+});
+
+const { stopBackfillSlices, readBackfillProgress } = proxyActivities<Activities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '500ms', maximumInterval: '2s', maximumAttempts: 3 },
+});
+
+const DEFAULT_SLICE_CALL_MS = 10_000;
+const DEFAULT_MAX_CALLS_PER_RUN = 1_000;
+const DEFAULT_PROGRESS_INTERVAL_MS = 5_000;
+const RATE_WINDOW_MS = 60_000;
+
+interface SliceState extends SliceProgress {
+  from: string[] | null;
+  to: string[] | null;
+  lastKey: string[] | null;
+  rowsUpdated: number;
+  /** Tuned batch size the next call starts from. */
+  batchSize: number;
+  slowedBy: string | null;
+}
+
+/** Everything a run hands to the next one through continueAsNew: plain JSON only. */
+export interface BackfillState {
+  /** Names the checkpoint rows in the target database: workflow id + first run id. */
+  backfillId: string;
+  startedAtMs: number;
+  runs: number;
+  plan: BackfillPlan | null;
+  slices: SliceState[];
+  paused: boolean;
+  /** Accumulated throttle overrides (applied on top of the plan's pacing). */
+  throttle: ThrottleInput;
+  /** Stop generation: bumped by pause/throttle; slices started with a lower epoch stop. */
+  epoch: number;
+  /** [workflow time ms, rows done] samples for rows/s over the last minute. */
+  rateSamples: Array<[number, number]>;
+  lastReportMs: number;
+  lastSignal: string | null;
+}
+
+export async function backfill(input: BackfillInput): Promise<BackfillResult> {
+  const info = workflowInfo();
+  const state: BackfillState = input.state ?? {
+    backfillId: `${info.workflowId}#${info.firstExecutionRunId}`,
+    startedAtMs: Date.now(),
+    runs: 0,
+    plan: null,
+    slices: [],
+    paused: false,
+    throttle: {},
+    epoch: 0,
+    rateSamples: [],
+    lastReportMs: 0,
+    lastSignal: null,
+  };
+  state.runs++;
+  const sliceCallMs = input.sliceCallMs ?? DEFAULT_SLICE_CALL_MS;
+  const maxCallsPerRun = Math.max(1, input.maxSliceCallsBeforeContinueAsNew ?? DEFAULT_MAX_CALLS_PER_RUN);
+  const progressIntervalMs = input.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+  let outcome: 'done' | 'failed' | null = null;
+  let error: string | null = null;
+  let callsThisRun = 0;
+  /** Slice calls in flight, by slice: the fallback path cancels their scopes. */
+  const running = new Map<number, CancellationScope>();
+
+  // ── progress ────────────────────────────────────────────────────────────────────────────────
+  const totals = () => ({
+    rowsDone: state.slices.reduce((n, s) => n + s.rowsDone, 0),
+    rowsUpdated: state.slices.reduce((n, s) => n + s.rowsUpdated, 0),
+  });
+
+  function pacing(): BackfillPacing {
+    const base = state.plan?.pacing ?? { batchSize: 1000, maxBatchSize: 100_000, delayMs: 0, maxRowsPerSecond: null, targetBatchMs: 100 };
+    const t = state.throttle;
+    return {
+      batchSize: t.batchSize ?? base.batchSize,
+      maxBatchSize: t.batchSize ?? base.maxBatchSize,
+      delayMs: t.delayMs ?? base.delayMs,
+      maxRowsPerSecond: t.maxRowsPerSecond === undefined ? base.maxRowsPerSecond : t.maxRowsPerSecond || null,
+      targetBatchMs: base.targetBatchMs,
+    };
+  }
+
+  function rowsPerSecond(): number | null {
+    const samples = state.rateSamples;
+    if (samples.length < 2) return null;
+    const [t0, r0] = samples[0];
+    const [t1, r1] = samples[samples.length - 1];
+    return t1 > t0 ? Math.round(((r1 - r0) * 1000) / (t1 - t0)) : null;
+  }
+
+  function progress(): BackfillProgress {
+    const { rowsDone, rowsUpdated } = totals();
+    const p = pacing();
+    const estimate = state.plan?.estimatedTotal ?? null;
+    const estimatedTotal = estimate === null ? null : Math.max(estimate, rowsDone);
+    const rate = outcome ? null : rowsPerSecond();
+    const slowedBy = state.paused ? null : (state.slices.find((s) => s.state === 'running' && s.slowedBy)?.slowedBy ?? null);
+    return {
+      revision: input.revision,
+      table: input.spec?.table ?? '',
+      state: outcome ?? (state.paused && running.size === 0 ? 'paused' : 'running'),
+      rowsDone,
+      rowsUpdated,
+      estimatedTotal,
+      rowsPerSecond: rate,
+      etaSeconds: rate && estimatedTotal !== null ? Math.max(0, Math.round((estimatedTotal - rowsDone) / rate)) : null,
+      slowedBy,
+      // The largest tuned size among the slices (they tune independently).
+      batchSize: Math.min(p.maxBatchSize, state.slices.length ? Math.max(...state.slices.map((s) => s.batchSize)) : p.batchSize),
+      delayMs: p.delayMs,
+      maxRowsPerSecond: p.maxRowsPerSecond,
+      slices: state.slices.map((s) => ({ ...s })),
+      key: state.plan?.key.columns,
+      keySource: state.plan?.key.source,
+      warnings: state.plan?.warnings ?? [],
+      lastSignal: state.lastSignal,
+      error,
+      runs: state.runs,
+    };
+  }
+
+  function sample(): void {
+    const now = Date.now();
+    state.rateSamples.push([now, totals().rowsDone]);
+    // Keep the window, plus the newest sample before it as its left edge.
+    while (state.rateSamples.length > 2 && state.rateSamples[1][0] <= now - RATE_WINDOW_MS) state.rateSamples.shift();
+  }
+
+  function publishState(): void {
+    const value = outcome ?? (state.paused ? 'paused' : 'backfilling');
+    upsertSearchAttributes([
+      { key: PhasegateDatabase, value: input.database },
+      { key: PhasegateState, value },
+    ]);
+  }
+
+  /** Progress to the parent: at most every progressIntervalMs, and always on state changes. */
+  async function report(force: boolean): Promise<void> {
+    if (!input.parentWorkflowId) return;
+    const now = Date.now();
+    if (!force && now - state.lastReportMs < progressIntervalMs) return;
+    state.lastReportMs = now;
+    // A parent that already closed cannot be told; the backfill itself carries on.
+    await getExternalWorkflowHandle(input.parentWorkflowId)
+      .signal(backfillProgressSignal, progress())
+      .catch(() => undefined);
+  }
+  const reportInBackground = (force: boolean) => void report(force).catch(() => undefined);
+
+  // ── control ────────────────────────────────────────────────────────────────────────────────
+  let stopWritten = state.epoch;
+  /** Asks running slices to stop after their current batch. */
+  const interrupt = () => {
+    state.epoch++;
+  };
+
+  setHandler(backfillStatusQuery, progress);
+  setHandler(pauseSignal, () => {
+    if (outcome) return void (state.lastSignal = `pause ignored: the backfill is ${outcome}`);
+    if (state.paused) return void (state.lastSignal = 'pause ignored: already paused');
+    state.paused = true;
+    state.lastSignal = 'paused';
+    interrupt();
+    publishState();
+    reportInBackground(true);
+  });
+  setHandler(resumeSignal, () => {
+    if (outcome) return void (state.lastSignal = `resume ignored: the backfill is ${outcome}`);
+    if (!state.paused) return void (state.lastSignal = 'resume ignored: not paused');
+    state.paused = false;
+    state.lastSignal = 'resumed';
+    publishState();
+    reportInBackground(true);
+  });
+  setHandler(throttleSignal, (change: ThrottleInput) => {
+    if (outcome) return void (state.lastSignal = `throttle ignored: the backfill is ${outcome}`);
+    const problem = throttleProblem(change);
+    if (problem) return void (state.lastSignal = `throttle ignored: ${problem}`);
+    state.throttle = { ...state.throttle, ...definedFields(change) };
+    // A throttled batch size is where each slice restarts, and the most adaptive sizing may reach.
+    if (change.batchSize !== undefined) for (const s of state.slices) s.batchSize = change.batchSize;
+    state.lastSignal = `throttle applied: ${JSON.stringify(definedFields(change))}`;
+    interrupt();
+    reportInBackground(true);
+  });
+
+  /**
+   * Writes each new stop epoch to the checkpoint rows. If that fails (database unreachable), the
+   * running calls are cancelled instead; they stop at their next heartbeat.
+   */
+  async function stopController(): Promise<void> {
+    for (;;) {
+      await condition(() => state.epoch > stopWritten && state.plan !== null);
+      const epoch = state.epoch;
+      try {
+        await stopBackfillSlices({ database: input.database, backfillId: state.backfillId, epoch });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        for (const scope of running.values()) scope.cancel();
+      }
+      stopWritten = epoch;
+    }
+  }
+
+  // Cancelling the backfill (e.g. its migration was cancelled) stops the slices within a batch too.
+  CancellationScope.current().cancelRequested.catch(() => {
+    if (!state.plan) return;
+    state.epoch++;
+    void CancellationScope.nonCancellable(() =>
+      stopBackfillSlices({ database: input.database, backfillId: state.backfillId, epoch: state.epoch }),
+    ).catch(() => undefined);
+  });
+
+  // ── slices ─────────────────────────────────────────────────────────────────────────────────
+  const continueAsNewDue = () => callsThisRun >= maxCallsPerRun || workflowInfo().continueAsNewSuggested;
+  let failure: unknown = null;
+
+  function sliceInput(s: SliceState): BackfillSliceInput {
+    const p = pacing();
+    const active = Math.max(1, state.slices.filter((x) => x.state !== 'done').length);
+    return {
+      database: input.database,
+      backfillId: state.backfillId,
+      spec: input.spec,
+      key: state.plan!.key,
+      slice: s.slice,
+      range: { from: s.from, to: s.to },
+      lastKey: s.lastKey,
+      rowsDone: s.rowsDone,
+      rowsUpdated: s.rowsUpdated,
+      // The rate limit is the whole backfill's: each running slice gets its share.
+      pacing: { ...p, batchSize: Math.min(s.batchSize, p.maxBatchSize), maxRowsPerSecond: p.maxRowsPerSecond ? p.maxRowsPerSecond / active : null },
+      epoch: state.epoch,
+      maxCallMs: sliceCallMs,
+      ...(input.maxReplicationLagMs !== undefined ? { maxReplicationLagMs: input.maxReplicationLagMs } : {}),
+    };
+  }
+
+  function apply(s: SliceState, result: BackfillSliceResult): void {
+    s.lastKey = result.lastKey;
+    s.rowsDone = result.rowsDone;
+    s.rowsUpdated = result.rowsUpdated;
+    s.batchSize = result.batchSize;
+    s.slowedBy = result.slowedBy;
+    if (result.done) s.state = 'done';
+  }
+
+  /** After calls that ended without a result, status catches up from the checkpoint rows. */
+  async function refreshFromCheckpoints(): Promise<void> {
+    const rows = await readBackfillProgress({ database: input.database, backfillId: state.backfillId });
+    for (const row of rows) {
+      const s = state.slices[row.slice];
+      if (!s) continue;
+      s.lastKey = row.lastKey;
+      s.rowsDone = row.rowsDone;
+      s.rowsUpdated = row.rowsUpdated;
+      if (row.done) s.state = 'done';
+    }
+  }
+  let stale = false;
+
+  async function runSlice(s: SliceState): Promise<void> {
+    while (s.state !== 'done' && !state.paused && failure === null && !continueAsNewDue()) {
+      s.state = 'running';
+      const scope = new CancellationScope();
+      running.set(s.slice, scope);
+      try {
+        const result = await scope.run(() => backfillSlice(sliceInput(s)));
+        callsThisRun++;
+        apply(s, result);
+        sample();
+        reportInBackground(result.done);
+      } catch (err) {
+        // Our own fallback cancel (pause/throttle while the stop could not be written): the loop
+        // decides what next. Anything else fails the backfill once the other slices have stopped.
+        if (isCancellation(err) && !CancellationScope.current().consideredCancelled) {
+          stale = true;
+          continue;
+        }
+        if (CancellationScope.current().consideredCancelled) throw err;
+        failure = err;
+        interrupt();
+      } finally {
+        running.delete(s.slice);
+        if (s.state === 'running') s.state = state.paused ? 'paused' : 'pending';
+      }
+    }
+    if (s.state === 'running') s.state = state.paused ? 'paused' : 'pending';
+  }
+
+  /** Runs every unfinished slice; returns when all are done, paused, failed, or due to continue as new. */
+  async function runSlices(): Promise<void> {
+    const settled = await Promise.allSettled(state.slices.filter((s) => s.state !== 'done').map(runSlice));
+    // allSettled, not all: every activity has stopped before the workflow moves on or fails.
+    const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    if (failure !== null) throw failure;
+  }
+
+  // ── main ───────────────────────────────────────────────────────────────────────────────────
+  if (typeof input.database !== 'string' || input.database === '' || !input.spec || typeof input.spec !== 'object') {
+    throw ApplicationFailure.nonRetryable('backfill input needs { database, revision, spec }', 'InvalidInput');
+  }
+  publishState();
+  let next: 'finish' | 'continue-as-new';
+  try {
+    if (!state.plan) {
+      state.plan = await prepareBackfill({ database: input.database, backfillId: state.backfillId, spec: input.spec });
+      state.slices = state.plan.slices.map((range, slice) => ({
+        slice,
+        from: range.from,
+        to: range.to,
+        lastKey: null,
+        rowsDone: 0,
+        rowsUpdated: 0,
+        state: 'pending',
+        batchSize: state.plan!.pacing.batchSize,
+        slowedBy: null,
+      }));
+      sample();
+    }
+    void stopController().catch(() => undefined);
+    await report(true);
+
+    for (;;) {
+      if (stale) {
+        stale = false;
+        await refreshFromCheckpoints().catch(() => undefined);
+      }
+      if (state.slices.every((s) => s.state === 'done')) {
+        next = 'finish';
+        break;
+      }
+      if (continueAsNewDue()) {
+        // Every slice call has returned (runSlices settled): nothing in flight crosses the boundary.
+        next = 'continue-as-new';
+        break;
+      }
+      if (state.paused) {
+        for (const s of state.slices) if (s.state !== 'done') s.state = 'paused';
+        sample();
+        await report(true);
+        await condition(() => !state.paused || continueAsNewDue());
+        continue;
+      }
+      await runSlices();
+    }
+    if (next === 'finish') await finishBackfill({ database: input.database, backfillId: state.backfillId });
+  } catch (err) {
+    outcome = 'failed';
+    error = isCancellation(err) ? 'cancelled' : describe(err);
+    await CancellationScope.nonCancellable(async () => {
+      publishState();
+      if (state.plan) await refreshFromCheckpoints().catch(() => undefined);
+      await report(true);
+    });
+    throw err;
+  }
+
+  if (next === 'continue-as-new') return continueAsNew<typeof backfill>({ ...input, state });
+  outcome = 'done';
+  publishState();
+  await report(true);
+  const { rowsDone, rowsUpdated } = totals();
+  return {
+    revision: input.revision,
+    table: state.plan.table,
+    rowsDone,
+    rowsUpdated,
+    slices: state.slices.length,
+    durationMs: Date.now() - state.startedAtMs,
+    runs: state.runs,
+    warnings: state.plan.warnings,
+  };
+}
+
+function definedFields(change: ThrottleInput): ThrottleInput {
+  const out: ThrottleInput = {};
+  if (change.batchSize !== undefined) out.batchSize = change.batchSize;
+  if (change.delayMs !== undefined) out.delayMs = change.delayMs;
+  if (change.maxRowsPerSecond !== undefined) out.maxRowsPerSecond = change.maxRowsPerSecond;
+  return out;
+}
+
+/** A throttle signal cannot be refused before it enters history; a bad one is recorded and ignored. */
+function throttleProblem(change: ThrottleInput): string | null {
+  if (!change || typeof change !== 'object') return 'expected {batchSize?, delayMs?, maxRowsPerSecond?}';
+  const known = ['batchSize', 'delayMs', 'maxRowsPerSecond'];
+  const unknown = Object.keys(change).filter((k) => !known.includes(k));
+  if (unknown.length) return `unknown field(s) ${unknown.join(', ')}; expected batchSize, delayMs, maxRowsPerSecond`;
+  if (change.batchSize !== undefined && !(Number.isInteger(change.batchSize) && change.batchSize >= 10 && change.batchSize <= 1_000_000)) {
+    return 'batchSize must be a whole number from 10 to 1000000';
+  }
+  if (change.delayMs !== undefined && !(Number.isInteger(change.delayMs) && change.delayMs >= 0 && change.delayMs <= 600_000)) {
+    return 'delayMs must be a whole number of milliseconds from 0 to 600000';
+  }
+  if (change.maxRowsPerSecond !== undefined && !(typeof change.maxRowsPerSecond === 'number' && change.maxRowsPerSecond >= 0)) {
+    return 'maxRowsPerSecond must be a number ≥ 0 (0 lifts the limit)';
+  }
+  if (Object.keys(change).length === 0) return 'nothing to change';
+  return null;
+}
+
+function describe(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  // ActivityFailure wraps the real ApplicationFailure: show the innermost message.
+  while (e && e.cause) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
