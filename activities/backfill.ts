@@ -82,12 +82,16 @@ export interface BackfillSliceInput {
   maxReplicationLagMs?: number;
 }
 
-/** What every heartbeat carries: enough to resume exactly after the last committed batch. */
+/**
+ * What every heartbeat carries: enough to resume exactly after the last committed batch, and (for
+ * the Temporal UI's pending-activity view) why the slice is going slower than it could.
+ */
 export interface SliceHeartbeat {
   lastKey: string[] | null;
   rowsDone: number;
   rowsUpdated: number;
   batchSize: number;
+  slowedBy?: string | null;
 }
 
 export interface BackfillSliceResult {
@@ -325,7 +329,7 @@ export function createBackfillActivities({ config, pools, log }: BackfillDeps) {
 
       const { rows: pidRows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       const watch: BackfillWatch = watchers.watch(databaseFor(config, input.database).url, pidRows[0].pid);
-      const beat = () => heartbeat({ ...cursor, batchSize } satisfies SliceHeartbeat);
+      const beat = () => heartbeat({ ...cursor, batchSize, slowedBy } satisfies SliceHeartbeat);
       // Heartbeats also flow while one statement or one long pause runs, so only a dead worker
       // (not a slow batch) trips the heartbeat timeout.
       const keepAlive = setInterval(beat, 2_000);
@@ -436,8 +440,9 @@ export function createBackfillActivities({ config, pools, log }: BackfillDeps) {
             contentionCap = Math.max(BACKFILL_DEFAULTS.minBatchSize, Math.floor(batchSize / 2));
             backoffMs = Math.min(2_000, Math.max(100, backoffMs * 2));
           } else {
+            // Recover gradually: the cap grows a quarter per clean batch until it no longer binds.
             backoffMs = backoffMs >= 50 ? Math.floor(backoffMs / 2) : 0;
-            if (contentionCap !== null) contentionCap = contentionCap * 1.25 >= pacing.maxBatchSize ? null : Math.ceil(contentionCap * 1.25);
+            if (contentionCap !== null) contentionCap = Math.ceil(contentionCap * 1.25) >= size ? null : Math.ceil(contentionCap * 1.25);
           }
           if (contentionCap !== null) size = Math.min(size, contentionCap);
           // Under a rate limit a batch covers at most about one second of allowed rows.

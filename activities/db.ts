@@ -33,6 +33,10 @@ export class DatabasePools {
 export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  // A checked-out client whose connection dies (pg_terminate_backend, a restart) emits 'error';
+  // unheard, that would crash the worker. The failing query rejects as well, and that is handled.
+  const onError = (err: Error) => (broken = err);
+  client.on('error', onError);
   try {
     return await fn(client);
   } catch (err) {
@@ -40,6 +44,7 @@ export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) =
     broken = err as Error;
     throw err;
   } finally {
+    client.off('error', onError);
     client.release(broken);
   }
 }

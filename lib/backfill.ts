@@ -470,7 +470,8 @@ FROM pg_stat_replication WHERE replay_lag IS NOT NULL ORDER BY replay_lag DESC L
  * ÷2, so one slow commit (a checkpoint, an autovacuum pass) does not swing it wildly.
  */
 export function nextBatchSize(current: number, rows: number, durationMs: number, pacing: BackfillPacing): number {
-  if (pacing.targetBatchMs <= 0) return Math.min(current, pacing.maxBatchSize);
+  // Fixed size: the configured one (a contention cap, applied by the caller, may hold it lower).
+  if (pacing.targetBatchMs <= 0) return Math.min(pacing.batchSize, pacing.maxBatchSize);
   // A short final batch says nothing about how long a full one takes.
   if (rows < current || durationMs <= 0) return current;
   const factor = Math.min(4, Math.max(0.5, pacing.targetBatchMs / durationMs));

@@ -262,6 +262,15 @@ async function main(): Promise<void> {
       const sliceCalls = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'backfillSlice').length;
       return { seconds, result, latency, status, historyEvents: events.length, sliceCalls };
     })();
+    // Dead tuples appear batch by batch, so autovacuum may work on the table during a backfill
+    // (never during the single UPDATE, whose dead tuples appear at its commit): worth knowing.
+    const autovacuums = Number(
+      await scalar<string>(
+        url,
+        `SELECT (SELECT autovacuum_count FROM pg_stat_user_tables WHERE relname = '${TABLE}')
+              + (SELECT count(*) FROM pg_stat_progress_vacuum WHERE relid = '${TABLE}'::regclass)`,
+      ),
+    );
     const left = Number(await scalar<string>(url, `SELECT count(*) FROM ${TABLE} WHERE ${WHERE}`));
     if (left !== 0) throw new Error(`the backfill left ${left} rows unwritten`);
     await connection.close();
@@ -295,6 +304,7 @@ async function main(): Promise<void> {
       runs: bf.result.runs,
       sliceCalls: bf.sliceCalls,
       finalBatchSize: bf.status.batchSize,
+      autovacuumsDuringBackfill: autovacuums,
       load: { ratePerSecond: opts.rate, updateShare: opts.updateShare, connections: 4 },
       spec,
       postgres: settings,
@@ -330,6 +340,7 @@ function printTable(
     runs: number;
     sliceCalls: number;
     finalBatchSize: number;
+    autovacuumsDuringBackfill: number;
     postgres: string;
   },
   latency: { idle: LoadStats; single: LoadStats; backfill: LoadStats },
@@ -350,6 +361,7 @@ app latency (ms)             p50       p99       max   ${opts.rate} ops/s, ${Mat
   during backfill         ${ms(latency.backfill)}
 
 backfill history          ${r.historyEvents} events, ${r.runs} run(s), ${r.sliceCalls} slice call(s), final batch size ${n(r.finalBatchSize)}
+autovacuum on the table   ${r.autovacuumsDuringBackfill} run(s) during the backfill
 postgres                  ${r.postgres}
 `);
 }

@@ -293,7 +293,12 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       rowsDone: s.rowsDone,
       rowsUpdated: s.rowsUpdated,
       // The rate limit is the whole backfill's: each running slice gets its share.
-      pacing: { ...p, batchSize: Math.min(s.batchSize, p.maxBatchSize), maxRowsPerSecond: p.maxRowsPerSecond ? p.maxRowsPerSecond / active : null },
+      // Adaptive slices start where their last call left off; fixed-size ones at the set size.
+      pacing: {
+        ...p,
+        batchSize: p.targetBatchMs > 0 ? Math.min(s.batchSize, p.maxBatchSize) : p.batchSize,
+        maxRowsPerSecond: p.maxRowsPerSecond ? p.maxRowsPerSecond / active : null,
+      },
       epoch: state.epoch,
       maxCallMs: sliceCallMs,
       ...(input.maxReplicationLagMs !== undefined ? { maxReplicationLagMs: input.maxReplicationLagMs } : {}),

@@ -251,6 +251,8 @@ export async function migrate(input: MigrateInput): Promise<MigrateResult> {
     const child = await startChild(backfill, {
       workflowId: backfillWorkflowId(parentWorkflowId, step.revision),
       args: [{ database: status.database, revision: step.revision, spec: step.backfill!, parentWorkflowId }],
+      // If the parent ends abruptly (terminated), the backfill is asked to stop cleanly, not killed.
+      parentClosePolicy: 'REQUEST_CANCEL',
     });
     backfillChild = child;
     try {

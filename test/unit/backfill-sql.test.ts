@@ -206,6 +206,8 @@ describe('pacing', () => {
   it('ignores a short final batch and honours a fixed size', () => {
     expect(nextBatchSize(1000, 10, 1, pacing)).toBe(1000);
     expect(nextBatchSize(1000, 1000, 1, { ...pacing, targetBatchMs: 0 })).toBe(1000);
+    // After contention held it lower, a fixed size comes back to the configured one.
+    expect(nextBatchSize(250, 250, 1, { ...pacing, targetBatchMs: 0 })).toBe(1000);
   });
 
   it('waits long enough to stay under maxRowsPerSecond', () => {
