@@ -10,6 +10,7 @@ import { PhasegateError } from '../lib/errors';
 import type { OpStatement } from '../lib/ops';
 import { buildPlan, type Direction, type Plan, type PlanStep } from '../lib/plan';
 import { hashFile, loadRevisionDirectory } from '../lib/revision-files';
+import { resolveBackfillKey } from './backfill';
 import { DatabasePools, withClient, withTransaction } from './db';
 import { describeLockWait, watchLockWaits, type LockWait } from './lock-watch';
 import { MIGRATION_LOCK_KEY, readHeads, sameHeads, writeHeads } from '../lib/version-table';
@@ -55,8 +56,32 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     const plan = await buildPlan({ ...input, revisions, currentHeads, lockRetry: config.defaults.lockRetry });
     const approvers = databaseFor(config, input.database).approvers;
     if (approvers) plan.approvers = approvers;
+    await checkBackfillKeys(input.database, plan);
     log.info({ database: input.database, steps: plan.steps.map((s) => s.revision) }, 'planned migration');
     return plan;
+  }
+
+  /**
+   * A backfill needs a key to walk (primary key, or a unique NOT NULL column): a table without one
+   * fails here, before anything is applied. A table that an earlier step of this plan creates is
+   * checked when its backfill starts.
+   */
+  async function checkBackfillKeys(database: string, plan: Plan): Promise<void> {
+    const specs = plan.steps.flatMap((s) => (s.backfill ? [{ revision: s.revision, spec: s.backfill }] : []));
+    if (specs.length === 0) return;
+    await withClient(pools.pool(database), async (client) => {
+      for (const { revision, spec } of specs) {
+        try {
+          await resolveBackfillKey(client, spec);
+        } catch (err) {
+          if ((err as PhasegateError).type === 'BackfillTableMissing') continue;
+          if (err instanceof PhasegateError) {
+            throw new PhasegateError(err.type, `revision ${revision}: ${err.message}`, { details: { ...err.details, revision } });
+          }
+          throw err;
+        }
+      }
+    });
   }
 
   async function applyRevision({ database, step }: ApplyRevisionInput): Promise<ApplyRevisionResult> {

@@ -98,3 +98,25 @@ test('a lock held by another session ends the attempt after lock_timeout, naming
   const version = await db.query(`SELECT to_regclass('phasegate_version') AS t`);
   expect(version.rows[0].t).toBeNull();
 });
+
+test('a backfill over a table with no key to walk is refused at plan time, before anything runs', async () => {
+  await db.query('CREATE TABLE events (payload text)');
+  const keyless = writeMigrations({
+    'kkk111_fill_events.js': `module.exports = {
+      id: 'kkk111', parent: null, message: 'fill events.kind',
+      upgrade(op) { op.addColumn('events', 'kind', 'text'); },
+      downgrade(op) { op.dropColumn('events', 'kind'); },
+      backfill: { table: 'events', set: { kind: "'legacy'" }, where: 'kind IS NULL' },
+    };`,
+  });
+  config = testConfig({ databases: { app: { url: db.url, migrationsDirectory: keyless } } });
+  await pools.close();
+  pools = new DatabasePools(config);
+  await expect(runActivity(activities().planMigration, { database: 'app', target: 'head', direction: 'upgrade' as const })).rejects.toMatchObject({
+    type: 'BackfillKeyMissing',
+    nonRetryable: true,
+    message: expect.stringMatching(/^revision kkk111: .*events/),
+  });
+  const { rows } = await db.query(`SELECT to_regclass('phasegate_version') AS t`);
+  expect(rows[0].t).toBeNull();
+});
