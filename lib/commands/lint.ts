@@ -39,14 +39,28 @@ interface SquawkJson {
   help?: string | null;
 }
 
+/**
+ * squawk's binary comes from its platform package (an optional dependency: the registry this
+ * project installs from carries the linux-x64 build only, and the `squawk-cli` wrapper's lock
+ * entries for the other platforms would break `npm ci`).
+ */
+function squawkBinary(): string {
+  const platformPackage = `@squawk-cli/${process.platform}-${process.arch}`;
+  try {
+    return path.join(path.dirname(require.resolve(`${platformPackage}/package.json`)), 'bin', 'squawk');
+  } catch {
+    throw new PhasegateError('LintFailed', `squawk is not installed for this platform (${platformPackage}); install it with npm i -D ${platformPackage}`);
+  }
+}
+
 /** Runs squawk on SQL text; squawk exits 1 when it reports something, with the report on stdout. */
 export function runSquawk(sql: string, options: { exclude?: string[]; pgVersion?: string } = {}): SquawkJson[] {
-  const bin = path.join(path.dirname(require.resolve('squawk-cli/package.json')), 'js', 'bin', 'squawk');
+  const bin = squawkBinary();
   const args = ['--pg-version', options.pgVersion ?? '15', '--reporter', 'json', '--stdin-filepath', 'phasegate.sql'];
   for (const rule of options.exclude ?? []) args.push('--exclude', rule);
   let out: string;
   try {
-    out = execFileSync(process.execPath, [bin, ...args], { input: sql, encoding: 'utf8' });
+    out = execFileSync(bin, args, { input: sql, encoding: 'utf8' });
   } catch (err) {
     out = (err as { stdout?: string }).stdout ?? '';
     if (!out.trim().startsWith('[')) {

@@ -5,12 +5,11 @@
  * renders. The generated files type-check under the project's strictness, and squawk finds nothing
  * in their `upgrade base:head --sql` script beyond the exclusions listed below. No database.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
-import { newPattern, upgrade, type NewPatternResult } from '../../lib/commands';
+import { newPattern, runSquawk, upgrade, type NewPatternResult } from '../../lib/commands';
 import { formatNewPattern } from '../../lib/commands/new';
 import { loadConfig, type PhasegateConfig } from '../../lib/config';
 import type { PhasegateError } from '../../lib/errors';
@@ -536,24 +535,7 @@ const squawkExclusions: Record<string, Record<string, string>> = {
   },
 };
 
-interface SquawkFinding {
-  rule_name: string;
-  line: number;
-  message: string;
-}
-
-function squawk(sql: string): SquawkFinding[] {
-  const bin = path.join(root, 'node_modules', '.bin', 'squawk');
-  let out: string;
-  try {
-    out = execFileSync(bin, ['--pg-version', '17', '--reporter', 'json', '--stdin-filepath', 'upgrade.sql'], { input: sql, encoding: 'utf8' });
-  } catch (err) {
-    // squawk exits 1 when it reports something; the report is still on stdout.
-    out = (err as { stdout?: string }).stdout ?? '';
-    if (!out.trim().startsWith('[')) throw err;
-  }
-  return JSON.parse(out) as SquawkFinding[];
-}
+const squawk = (sql: string) => runSquawk(sql, { pgVersion: '17' });
 
 describe('squawk on each pattern\'s upgrade base:head --sql script', () => {
   test('squawk itself reports what it should (the checker is live)', () => {
