@@ -8,6 +8,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  log,
   proxyActivities,
   setHandler,
   sleep,
@@ -223,6 +224,9 @@ export async function migrate(input: MigrateInput): Promise<MigrateResult> {
           gateDecision = { decision: 'expire', by: 'phasegate', reason: entry.comment };
         } else {
           pending.reminded = true;
+          log.warn(`gate "${gate.name}" before ${step.revision} still waits for a decision (since ${pending.since}): ${gate.prompt}`, {
+            workflowId: workflowInfo().workflowId,
+          });
           continue;
         }
       }
