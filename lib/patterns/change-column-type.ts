@@ -6,9 +6,9 @@
  * using one column name throughout and sees the new type from the swap on.
  */
 import { z } from 'zod';
-import { addConvertedColumn, deriveBody, moveDefault, refuseDependents, restoreNotNull, settleNotNull, validateIfPresent } from './column-sync';
-import { ident, identifier, inSchemaOf, objectName, sqlExpression, sqlType, tableName, tableOf } from './fields';
-import { call, commented, definePattern, type OpCall } from './types';
+import { addConvertedColumn, deriveBody, moveDefault, refuseDependents, restoreNotNull, settleNotNull, syncTrigger, validateIfPresent } from './column-sync';
+import { ident, identifier, objectName, sqlExpression, sqlType, tableName, tableOf } from './fields';
+import { call, commented, definePattern } from './types';
 
 export default definePattern({
   name: 'change-column-type',
@@ -48,20 +48,9 @@ export default definePattern({
     const convert = `CAST((${using ?? col}) AS ${newType})`;
     const convertBack = `CAST((${down ?? col}) AS ${oldType})`;
     const sync = objectName(table.name, column, 'to', newType.replace(/[^A-Za-z0-9]+/g, '_'), 'sync');
-    const syncFunction = inSchemaOf(table, sync);
     const check = objectName(table.name, next, 'not_null_check');
     const columnText = `${table.text}.${column}`;
-    const installSync: OpCall[] = [
-      commented('No table lock: the function only exists; the trigger uses it.', call('createFunction', syncFunction, { returns: 'trigger', language: 'plpgsql', body: deriveBody(next, convert) })),
-      commented(
-        'SHARE ROW EXCLUSIVE, brief: writes wait for the catalog change, reads go on.',
-        call('createTrigger', sync, table.text, { timing: 'BEFORE', events: ['INSERT', 'UPDATE'], forEach: 'ROW', function: syncFunction }),
-      ),
-    ];
-    const removeSync: OpCall[] = [
-      commented('ACCESS EXCLUSIVE, brief (catalog only).', call('dropTrigger', sync, table.text)),
-      commented('No table lock.', call('dropFunction', syncFunction, [])),
-    ];
+    const { install: installSync, remove: removeSync } = syncTrigger(table, sync, deriveBody(next, convert));
 
     return [
       {

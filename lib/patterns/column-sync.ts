@@ -9,7 +9,8 @@
  * not at all.
  */
 import { dollarQuote } from '../ops/render';
-import { ident, literal, type TableName } from './fields';
+import { ident, inSchemaOf, literal, type TableName } from './fields';
+import { call, commented, type OpCall } from './types';
 
 const attribute = (table: TableName, column: string, alias = ''): string =>
   `${alias}attrelid = ${table.literal}::regclass AND ${alias}attname = ${literal(column)} AND NOT ${alias}attisdropped`;
@@ -205,4 +206,25 @@ export function twoWaySyncBody(a: string, b: string): string {
  */
 export function deriveBody(target: string, expression: string): string {
   return ['', 'BEGIN', `  NEW.${ident(target)} := (SELECT ${expression} FROM (SELECT NEW.*) AS new_row);`, '  RETURN NEW;', 'END', ''].join('\n');
+}
+
+/**
+ * The ops that install and remove a row trigger keeping columns in step during expand/contract:
+ * its function (`body`, from twoWaySyncBody or deriveBody) and a BEFORE INSERT OR UPDATE trigger.
+ */
+export function syncTrigger(table: TableName, name: string, body: string): { install: OpCall[]; remove: OpCall[] } {
+  const fn = inSchemaOf(table, name);
+  return {
+    install: [
+      commented('No table lock: the function only exists; the trigger uses it.', call('createFunction', fn, { returns: 'trigger', language: 'plpgsql', body })),
+      commented(
+        'SHARE ROW EXCLUSIVE, brief: writes wait for the catalog change, reads go on.',
+        call('createTrigger', name, table.text, { timing: 'BEFORE', events: ['INSERT', 'UPDATE'], forEach: 'ROW', function: fn }),
+      ),
+    ],
+    remove: [
+      commented('ACCESS EXCLUSIVE, brief (catalog only).', call('dropTrigger', name, table.text)),
+      commented('No table lock.', call('dropFunction', fn, [])),
+    ],
+  };
 }

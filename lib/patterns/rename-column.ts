@@ -6,9 +6,9 @@
  * exactly the old one's type), and its DEFAULT and NOT NULL move over at the end.
  */
 import { z } from 'zod';
-import { addColumnLike, moveDefault, refuseDependents, restoreNotNull, settleNotNull, twoWaySyncBody, validateIfPresent } from './column-sync';
-import { ident, identifier, inSchemaOf, objectName, tableName, tableOf } from './fields';
-import { call, commented, definePattern, type OpCall } from './types';
+import { addColumnLike, moveDefault, refuseDependents, restoreNotNull, settleNotNull, syncTrigger, twoWaySyncBody, validateIfPresent } from './column-sync';
+import { ident, identifier, objectName, tableName, tableOf } from './fields';
+import { call, commented, definePattern } from './types';
 
 export default definePattern({
   name: 'rename-column',
@@ -27,21 +27,10 @@ export default definePattern({
     const table = tableOf(tableText);
     const [a, b] = [ident(from), ident(to)];
     const sync = objectName(table.name, from, 'to', to, 'sync');
-    const syncFunction = inSchemaOf(table, sync);
     const check = objectName(table.name, to, 'not_null_check');
     const old = `${table.text}.${from}`;
     const renamed = `${table.text}.${to}`;
-    const installSync: OpCall[] = [
-      commented('No table lock: the function only exists; the trigger uses it.', call('createFunction', syncFunction, { returns: 'trigger', language: 'plpgsql', body: twoWaySyncBody(from, to) })),
-      commented(
-        'SHARE ROW EXCLUSIVE, brief: writes wait for the catalog change, reads go on.',
-        call('createTrigger', sync, table.text, { timing: 'BEFORE', events: ['INSERT', 'UPDATE'], forEach: 'ROW', function: syncFunction }),
-      ),
-    ];
-    const removeSync: OpCall[] = [
-      commented('ACCESS EXCLUSIVE, brief (catalog only).', call('dropTrigger', sync, table.text)),
-      commented('No table lock.', call('dropFunction', syncFunction, [])),
-    ];
+    const { install: installSync, remove: removeSync } = syncTrigger(table, sync, twoWaySyncBody(from, to));
 
     return [
       {
