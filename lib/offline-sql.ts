@@ -16,16 +16,9 @@ export interface OfflineScriptOptions {
   range?: string;
 }
 
-/** `'{"a","b"}'`-ready text for a text[] parameter: the literal `inlineParams` then quotes. */
-function arrayText(values: readonly unknown[]): string {
-  const items = values.map((v) => (v === null || v === undefined ? 'NULL' : `"${String(v).replace(/[\\"]/g, (c) => `\\${c}`)}"`));
-  return `{${items.join(',')}}`;
-}
-
 /** One statement as script text: parameters inlined as literals (arrays as array literals), `;`-terminated. */
 export function renderStatement(statement: Statement): string {
-  const params = (statement.params ?? []).map((p) => (Array.isArray(p) ? arrayText(p) : p));
-  const sql = inlineParams({ sql: statement.sql, params }).trim().replace(/;\s*$/, '');
+  const sql = inlineParams(statement).trim().replace(/;\s*$/, '');
   return `${sql};`;
 }
 

@@ -20,7 +20,6 @@ import type { RecordedOp } from './ops/types';
 
 export type { OpStatement, RecordedOp } from './ops/types';
 export { InvalidOpError } from './ops/types';
-export { renderStatementForScript } from './ops/render';
 export type { AddColumnOptions, AlterColumnOptions } from './ops/columns';
 export type { AddCheckOptions, AddForeignKeyOptions, AddUniqueOptions, ReferentialAction } from './ops/constraints';
 export type { CreateIndexOptions, DropIndexOptions, IndexKeys } from './ops/indexes';

@@ -17,7 +17,11 @@ export function quoteLiteral(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
-  if (Array.isArray(value)) return `ARRAY[${value.map(quoteLiteral).join(', ')}]`;
+  if (Array.isArray(value)) {
+    // An array literal ('{"a","b"}'), which a `$n::text[]` placeholder casts as a bound array would.
+    const items = value.map((v) => (v === null || v === undefined ? 'NULL' : `"${String(v).replace(/[\\"]/g, (c) => `\\${c}`)}"`));
+    return quoteLiteral(`{${items.join(',')}}`);
+  }
   const text = typeof value === 'string' ? value : JSON.stringify(value);
   return `'${text.replace(/'/g, "''")}'`;
 }

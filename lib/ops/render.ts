@@ -3,7 +3,7 @@
  * through lib/sql.ts's quoteIdent/qualified; inside DO bodies (which take no `$n` parameters) values
  * go through quoteLiteral.
  */
-import { inlineParams, qualified, quoteIdent, quoteLiteral, type Statement } from '../sql';
+import { qualified, quoteIdent, quoteLiteral } from '../sql';
 import { InvalidOpError, type OpStatement } from './types';
 
 /** PostgreSQL truncates longer identifiers (NAMEDATALEN - 1), and a catalog check by name would then never match. */
@@ -103,23 +103,4 @@ export function columnExists(table: TableRef, column: string): string {
 /** `ddl` adds constraint `name` to `table`; it runs only when no constraint of that name is on the table. */
 export function unlessConstraintExists(table: TableRef, name: string, ddl: string): OpStatement {
   return { sql: doIf(`NOT ${constraintExists(table, name)}`, ddl) };
-}
-
-const plainStatement = (s: Statement): string => `${inlineParams(s).trim().replace(/;\s*$/, '')};`;
-
-/**
- * One statement for an offline (`--sql`) script. A guarded statement is written commented out, after
- * its guard: the runtime decides by running the guard, and a script run blindly must not, say, drop a
- * valid index. `render` renders a plain statement (`;`-terminated), for scripts with their own
- * parameter rendering.
- */
-export function renderStatementForScript(statement: OpStatement, render: (s: Statement) => string = plainStatement): string {
-  const text = render({ sql: statement.sql, params: statement.params });
-  if (!statement.onlyIf) return text;
-  const comment = (sql: string) => sql.split('\n').map((line) => `--   ${line}`).join('\n');
-  return [
-    '-- phasegate runs the next statement only when this query returns a row; run it by hand if it does:',
-    comment(render(statement.onlyIf)),
-    comment(text),
-  ].join('\n');
 }

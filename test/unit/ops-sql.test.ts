@@ -2,7 +2,7 @@
  * What every op renders to, asserted as text: no database. The integration harness
  * (test/integration/ops.test.ts) runs the same SQL against PostgreSQL.
  */
-import { Op, recordOps, renderStatementForScript, type RecordedOp } from '../../lib/ops';
+import { Op, recordOps, type RecordedOp } from '../../lib/ops';
 
 /** Records exactly one op. */
 async function one(fn: (op: Op) => void): Promise<RecordedOp> {
@@ -283,23 +283,5 @@ describe('bad input is refused while recording, naming the op', () => {
   ];
   it.each(cases)('%s', async (_what, fn, message) => {
     await expect(recordOps(fn)).rejects.toMatchObject({ type: 'InvalidOp', message: expect.stringContaining(message) });
-  });
-});
-
-describe('renderStatementForScript', () => {
-  it('terminates a plain statement and inlines its parameters', () => {
-    expect(renderStatementForScript({ sql: 'UPDATE t SET a = $1 WHERE b = $2', params: [1, "it's"] })).toBe("UPDATE t SET a = 1 WHERE b = 'it''s';");
-  });
-
-  it('writes a guarded statement commented out, after its guard', async () => {
-    const op = await one((op) => op.createIndex('users_email_key', 'app.users', ['email'], { concurrently: true }));
-    expect(op.statements.map((s) => renderStatementForScript(s))).toEqual([
-      [
-        '-- phasegate runs the next statement only when this query returns a row; run it by hand if it does:',
-        `--   SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('"app"."users_email_key"') AND NOT indisvalid;`,
-        '--   DROP INDEX CONCURRENTLY IF EXISTS "app"."users_email_key";',
-      ].join('\n'),
-      'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_email_key" ON "app"."users" ("email");',
-    ]);
   });
 });
