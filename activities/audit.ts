@@ -13,13 +13,16 @@ export interface GateDecision {
   database: string;
   revision: string | null;
   gate: string | null;
-  decision: 'approve' | 'reject' | 'expire';
+  /** A gate decision, or a person's answer to a stopped migration (retry, rollback, abandon). */
+  decision: 'approve' | 'reject' | 'expire' | 'retry' | 'rollback' | 'abandon';
   by: string;
   comment: string | null;
   accepted: boolean;
   ignoredReason: string | null;
   /** Workflow time of the decision (ISO 8601). */
   at: string;
+  /** The decision's number within its migration (workflow id): what makes a retried insert a no-op. */
+  seq: number;
 }
 
 export function approvalTableName(config: PhasegateConfig): string {
@@ -43,12 +46,14 @@ export function createAuditActivities({ config, pools }: { config: PhasegateConf
         accepted boolean NOT NULL,
         ignored_reason text,
         decided_at timestamptz NOT NULL,
-        -- A retried activity must not write the same decision twice.
-        UNIQUE (run_id, decided_at, decided_by, decision)
+        seq bigint NOT NULL,
+        -- A retried activity must not write the same decision twice; two equal decisions in one
+        -- workflow task (same workflow time) are still two rows.
+        UNIQUE (workflow_id, seq)
       )`);
       await client.query(
-        `INSERT INTO ${table} (workflow_id, run_id, database, revision, gate, decision, decided_by, comment, accepted, ignored_reason, decided_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+        `INSERT INTO ${table} (workflow_id, run_id, database, revision, gate, decision, decided_by, comment, accepted, ignored_reason, decided_at, seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
         [
           decision.workflowId,
           decision.runId,
@@ -61,6 +66,7 @@ export function createAuditActivities({ config, pools }: { config: PhasegateConf
           decision.accepted,
           decision.ignoredReason,
           decision.at,
+          decision.seq,
         ],
       );
     });

@@ -239,6 +239,9 @@ export function createBackfillActivities({ config, pools, log }: BackfillDeps) {
       let slices: SliceRange[];
       if (existing.rows.length) {
         slices = existing.rows.map((r) => ({ from: r.from_key, to: r.to_key }));
+        // Checkpoints left by an earlier backfill workflow (a cancelled or terminated migration):
+        // resume from them; their stop requests belonged to that workflow's epochs, not this one's.
+        await client.query(`UPDATE ${progressTableName(schema)} SET stop_epoch = 0 WHERE backfill_id = $1 AND stop_epoch <> 0`, [input.backfillId]);
       } else {
         slices = slicesFromBoundaries(await boundaries(client, spec.table, key, spec.parallelism));
         await run(client, insertSlicesStatement(schema, input.backfillId, spec.table, slices));

@@ -2,8 +2,21 @@
  * Connection handling for activities: one pg.Pool per database alias, and helpers that always
  * release what they take in `finally`.
  */
+import { Context } from '@temporalio/activity';
 import pg from 'pg';
 import { databaseFor, type PhasegateConfig } from '../lib/config';
+import { classifyDatabaseError } from './failures';
+
+/** Connections per database when its config entry sets no `poolSize`. */
+export const DEFAULT_POOL_SIZE = 10;
+
+/**
+ * How many connections the worker opens to a database. A backfill slice holds one for its whole
+ * call and the lock watcher and checks need their own, so parallelism must stay below this.
+ */
+export function poolSizeFor(config: PhasegateConfig, alias: string): number {
+  return databaseFor(config, alias).poolSize ?? DEFAULT_POOL_SIZE;
+}
 
 export class DatabasePools {
   private readonly pools = new Map<string, pg.Pool>();
@@ -14,7 +27,7 @@ export class DatabasePools {
     let pool = this.pools.get(alias);
     if (!pool) {
       const { url } = databaseFor(this.config, alias);
-      pool = new pg.Pool({ connectionString: url, max: 8, application_name: 'phasegate' });
+      pool = new pg.Pool({ connectionString: url, max: poolSizeFor(this.config, alias), application_name: 'phasegate' });
       // An idle client that loses its connection emits 'error' on the pool; without a listener
       // that would crash the worker. The next checkout simply gets a fresh connection.
       pool.on('error', () => undefined);
@@ -30,8 +43,61 @@ export class DatabasePools {
   }
 }
 
+/** The running activity's context, or undefined outside an activity (a CLI command, a test). */
+function currentActivity(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `pool.connect()`, but inside an activity the wait for a free connection heartbeats and ends when
+ * the activity is cancelled. With more slices than connections, a queued slice would otherwise send
+ * no heartbeat and time out although its worker is alive.
+ */
+function checkOut(pool: pg.Pool): Promise<pg.PoolClient> {
+  const activity = currentActivity();
+  if (!activity) return pool.connect();
+  const signal = activity.cancellationSignal;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  const connecting = pool.connect();
+  return new Promise((resolve, reject) => {
+    let abandoned = false;
+    // Re-sends the details the previous attempt left (a backfill cursor), not `undefined`: a
+    // heartbeat replaces the stored details, and the next attempt resumes from them. A slice checks
+    // out its connection before its own first heartbeat of this attempt.
+    const beat = setInterval(() => activity.heartbeat(activity.info.heartbeatDetails), 2_000);
+    const settle = () => {
+      clearInterval(beat);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const onAbort = () => {
+      abandoned = true;
+      settle();
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    connecting.then(
+      (client) => {
+        // pg-pool cannot withdraw a queued request: a connection that arrives after the cancel is
+        // fresh and clean, so it goes straight back to the pool.
+        if (abandoned) return client.release();
+        settle();
+        resolve(client);
+      },
+      (err: unknown) => {
+        if (abandoned) return;
+        settle();
+        reject(err);
+      },
+    );
+  });
+}
+
 export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+  const client = await checkOut(pool);
   let broken: Error | undefined;
   // A checked-out client whose connection dies (pg_terminate_backend, a restart) emits 'error';
   // unheard, that would crash the worker. The failing query rejects as well, and that is handled.
@@ -62,22 +128,9 @@ export async function withTransaction<T>(client: pg.ClientBase, fn: () => Promis
 }
 
 /**
- * SQLSTATE classes worth retrying: lock timeouts, deadlocks, serialization, lost connections. A
- * statement_timeout (57014) is not: the same statement would run just as long again.
+ * Whether retrying could succeed: lost connections, a restarting or overloaded server, lock
+ * timeouts, deadlocks, serialization failures. The list itself is `classifyDatabaseError`'s.
  */
 export function isTransientPgError(err: unknown): boolean {
-  const code = (err as { code?: unknown })?.code;
-  if (typeof code !== 'string') {
-    const message = (err as Error)?.message ?? '';
-    return /Connection terminated|ECONNREFUSED|ECONNRESET|connection.*closed/i.test(message);
-  }
-  return (
-    code === '55P03' || // lock_not_available (lock_timeout)
-    code === '40P01' || // deadlock_detected
-    code === '40001' || // serialization_failure
-    code.startsWith('08') || // connection exceptions
-    code === '57P01' || // admin_shutdown (pg_terminate_backend)
-    code === '57P02' ||
-    code === '57P03'
-  );
+  return classifyDatabaseError(err).transient;
 }

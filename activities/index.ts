@@ -7,6 +7,7 @@ import { createCheckActivities } from './checks';
 import { withFailureMapping } from './failures';
 import { createMigrationActivities, type MigrationDeps } from './migrations';
 import { createBackfillActivities } from './backfill';
+import { createLeaseActivities } from './lease';
 
 export type ActivityDeps = MigrationDeps;
 
@@ -16,10 +17,11 @@ export function createActivities(deps: ActivityDeps) {
     ...createBackfillActivities(deps),
     ...createAuditActivities(deps),
     ...createCheckActivities(deps),
+    ...createLeaseActivities(deps),
   });
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-export type { ApplyRevisionInput, ApplyRevisionResult, PlanMigrationInput } from './migrations';
+export type { ApplyRevisionInput, ApplyRevisionResult, PlanMigrationInput, StampRevisionInput } from './migrations';
 export type { GateDecision } from './audit';
 export type { CheckResult, RunCheckInput } from './checks';

@@ -1,7 +1,8 @@
 /**
  * Activities of the `migrate` workflow: plan a migration, apply one revision step.
  */
-import { heartbeat } from '@temporalio/activity';
+import { cancellationSignal, heartbeat } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
 import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -13,7 +14,9 @@ import { hashFile, loadRevisionDirectory } from '../lib/revision-files';
 import { resolveBackfillKey } from './backfill';
 import { DatabasePools, withClient, withTransaction } from './db';
 import { describeLockWait, watchLockWaits, type LockWait } from './lock-watch';
-import { MIGRATION_LOCK_KEY, readHeads, sameHeads, writeHeads } from '../lib/version-table';
+import { createPendingTable, MIGRATION_LOCK_KEY, pendingTableName, readHeads, sameHeads, writeHeads } from '../lib/version-table';
+import { deleteCheckpointsStatement, progressTableName } from '../lib/backfill';
+import { assertLeaseOwner } from './lease';
 
 
 export interface MigrationDeps {
@@ -31,6 +34,21 @@ export interface PlanMigrationInput {
 export interface ApplyRevisionInput {
   database: string;
   step: PlanStep;
+  /**
+   * How the version table moves: `now` with the statements (the usual case); `defer` for a step
+   * whose backfill and check must finish first (a pending row marks the statements as done, and
+   * `stampRevision` writes the version row later); `undo-pending` to roll back such a step before
+   * it was stamped (its pending row goes, the version table stays).
+   */
+  stamp?: 'now' | 'defer' | 'undo-pending';
+  /** The migration's workflow id: the step runs only while that workflow holds the database's lease. */
+  owner?: string;
+}
+
+export interface StampRevisionInput {
+  database: string;
+  step: PlanStep;
+  owner?: string;
 }
 
 export interface ApplyRevisionResult {
@@ -84,7 +102,8 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     });
   }
 
-  async function applyRevision({ database, step }: ApplyRevisionInput): Promise<ApplyRevisionResult> {
+  async function applyRevision(input: ApplyRevisionInput): Promise<ApplyRevisionResult> {
+    const { database, step } = input;
     const started = Date.now();
     const file = path.join(path.resolve(migrationsDirectoryFor(config, database)), step.file);
     const hash = hashFile(file);
@@ -96,19 +115,27 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
         { details: { revision: step.revision, file, plannedHash: step.hash, currentHash: hash } },
       );
     }
-    // Keep the activity visibly alive while a long statement (VALIDATE, CONCURRENTLY) runs.
-    const beat = setInterval(() => heartbeat({ revision: step.revision }), 5_000);
+    // Keep the activity visibly alive while a long statement (VALIDATE, CONCURRENTLY) runs; the
+    // heartbeat is also how a cancel reaches this activity.
+    const beat = setInterval(() => heartbeat({ revision: step.revision }), 2_000);
+    const signal = cancellationSignal();
     try {
       return await withClient(pools.pool(database), async (client) => {
         const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-        const watcher = watchLockWaits(pools.pool(database), rows[0].pid);
+        const pid = rows[0].pid;
+        // Cancel = stop safely: the running statement is cancelled in PostgreSQL (a transactional
+        // step rolls back whole; a CONCURRENTLY build leaves an INVALID index the retry drops).
+        const cancelStatement = () => void cancelBackend(database, pid);
+        signal.addEventListener('abort', cancelStatement);
+        const watcher = watchLockWaits(pools.pool(database), pid);
         try {
-          const outcome = step.transactional ? await applyInTransaction(client, step) : await applyOutsideTransaction(client, step);
+          const outcome = step.transactional ? await applyInTransaction(client, input) : await applyOutsideTransaction(client, input);
           await watcher.stop();
           log.info({ database, revision: step.revision, direction: step.direction, outcome }, 'revision step done');
           return { revision: step.revision, outcome, durationMs: Date.now() - started };
         } catch (err) {
           const lockWait = await watcher.stop();
+          if (signal.aborted) throw new CancelledFailure(`revision ${step.revision}: cancelled; its statement was cancelled in PostgreSQL, nothing of it was recorded`);
           if ((err as { code?: string }).code !== '55P03') throw err;
           const waiting = describeLockWait(lockWait);
           log.warn({ database, revision: step.revision, lockWait }, `lock_timeout: ${waiting}`);
@@ -119,11 +146,39 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
             waiting,
             ...(lockWait ? { lockWait } : {}),
           };
+        } finally {
+          signal.removeEventListener('abort', cancelStatement);
         }
       });
     } finally {
       clearInterval(beat);
     }
+  }
+
+  /** pg_cancel_backend from a second connection: the statement stops, the session stays usable. */
+  async function cancelBackend(database: string, pid: number): Promise<void> {
+    try {
+      await withClient(pools.pool(database), (other) => other.query('SELECT pg_cancel_backend($1)', [pid]));
+      log.info({ database, pid }, 'cancelled the running statement of a cancelled step');
+    } catch (err) {
+      log.warn({ database, pid, err: (err as Error).message }, 'could not cancel the running statement');
+    }
+  }
+
+  /** Writes the version row of a step whose backfill and check have finished (exactly once). */
+  async function stampRevision({ database, step, owner }: StampRevisionInput): Promise<{ outcome: 'stamped' | 'already-stamped' }> {
+    return withClient(pools.pool(database), (client) =>
+      withTransaction(client, async () => {
+        await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+        if (owner) await assertLeaseOwner(client, config, owner);
+        if (await alreadyApplied(client, step)) return { outcome: 'already-stamped' as const };
+        await writeHeads(client, config, step.headsAfter);
+        await client.query(createPendingTable(config).sql);
+        await client.query(`DELETE FROM ${pendingTableName(config)} WHERE version_num = $1`, [step.revision]);
+        log.info({ database, revision: step.revision }, 'revision stamped after its backfill and check');
+        return { outcome: 'stamped' as const };
+      }),
+    );
   }
 
   async function setTimeouts(client: pg.ClientBase, scope: 'LOCAL' | 'SESSION'): Promise<void> {
@@ -154,7 +209,7 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
       // A guarded statement (e.g. dropping an INVALID index before a concurrent rebuild) runs only
       // when its guard query returns a row.
       if (statement.onlyIf && (await client.query(statement.onlyIf.sql, statement.onlyIf.params ?? [])).rows.length === 0) continue;
-      if (!step.transactional && /\bCONCURRENTLY\b/i.test(statement.sql)) {
+      if (!step.transactional && statement.concurrently) {
         // A concurrent build or drop waits for every older transaction to finish; that wait blocks
         // no reader or writer, so the short lock_timeout (meant for queue-jumping ACCESS EXCLUSIVE
         // locks) would only make it fail, leave an INVALID index and start over, forever.
@@ -170,14 +225,58 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     }
   }
 
+  /**
+   * Where the version table says this step stands: `done` (already applied: a retry, or a pending
+   * row for a deferred step), `todo`, or a conflict (another migration moved the table).
+   */
+  async function stepState(client: pg.ClientBase, input: ApplyRevisionInput): Promise<'done' | 'todo'> {
+    const { step } = input;
+    const stamp = input.stamp ?? 'now';
+    if (input.owner) await assertLeaseOwner(client, config, input.owner);
+    await client.query(createPendingTable(config).sql);
+    const pending = (await client.query(`SELECT 1 FROM ${pendingTableName(config)} WHERE version_num = $1`, [step.revision])).rows.length > 0;
+    if (stamp === 'undo-pending') {
+      // Rolling back a step that never got its version row: the table must still be where it was.
+      const heads = await readHeads(client, config);
+      if (!sameHeads(heads, step.headsAfter) && !sameHeads(heads, step.headsBefore)) await alreadyApplied(client, step);
+      return pending ? 'todo' : 'done';
+    }
+    if (await alreadyApplied(client, step)) return 'done';
+    return stamp === 'defer' && pending ? 'done' : 'todo';
+  }
+
+  /** What a finished step writes: the version row, or the pending row of a deferred step. */
+  async function record(client: pg.ClientBase, input: ApplyRevisionInput): Promise<void> {
+    const { step } = input;
+    const stamp = input.stamp ?? 'now';
+    if (stamp === 'defer') {
+      await client.query(`INSERT INTO ${pendingTableName(config)} (version_num, workflow_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [
+        step.revision,
+        input.owner ?? '',
+      ]);
+      return;
+    }
+    if (stamp === 'now') await writeHeads(client, config, step.headsAfter);
+    await client.query(`DELETE FROM ${pendingTableName(config)} WHERE version_num = $1`, [step.revision]);
+    if (step.direction === 'downgrade') {
+      // Undoing a revision drops what its backfill filled: its checkpoints must not survive to a
+      // later upgrade, which would resume past rows it never wrote.
+      const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [progressTableName(config.migrations.versionTableSchema)]);
+      if (exists.rows[0]?.t) {
+        const del = deleteCheckpointsStatement(config.migrations.versionTableSchema, `revision:${step.revision}`);
+        await client.query(del.sql, del.params ?? []);
+      }
+    }
+  }
+
   /** DDL and version row commit together: a crash leaves either both or neither. */
-  async function applyInTransaction(client: pg.ClientBase, step: PlanStep): Promise<ApplyRevisionResult['outcome']> {
+  async function applyInTransaction(client: pg.ClientBase, input: ApplyRevisionInput): Promise<ApplyRevisionResult['outcome']> {
     return withTransaction(client, async () => {
       await setTimeouts(client, 'LOCAL');
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
-      if (await alreadyApplied(client, step)) return 'already-applied';
-      await runStatements(client, step);
-      await writeHeads(client, config, step.headsAfter);
+      if ((await stepState(client, input)) === 'done') return 'already-applied';
+      await runStatements(client, input.step);
+      await record(client, input);
       return 'applied';
     });
   }
@@ -187,7 +286,7 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
    * so if the worker dies between the DDL and the version stamp, the retry re-runs them as no-ops
    * and then stamps — the revision is recorded exactly once.
    */
-  async function applyOutsideTransaction(client: pg.ClientBase, step: PlanStep): Promise<ApplyRevisionResult['outcome']> {
+  async function applyOutsideTransaction(client: pg.ClientBase, input: ApplyRevisionInput): Promise<ApplyRevisionResult['outcome']> {
     await setTimeouts(client, 'SESSION');
     // If this worker dies mid-statement, the server notices the closed connection within seconds
     // (PG14+) and aborts the statement, releasing the session's advisory lock for the retry.
@@ -196,9 +295,9 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     );
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     try {
-      if (await alreadyApplied(client, step)) return 'already-applied';
-      await runStatements(client, step);
-      await withTransaction(client, () => writeHeads(client, config, step.headsAfter));
+      if ((await stepState(client, input)) === 'done') return 'already-applied';
+      await runStatements(client, input.step);
+      await withTransaction(client, () => record(client, input));
       return 'applied';
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
@@ -206,5 +305,5 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     }
   }
 
-  return { planMigration, applyRevision };
+  return { planMigration, applyRevision, stampRevision };
 }

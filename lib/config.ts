@@ -28,6 +28,11 @@ const databaseSchema = z
     migrationsDirectory: z.string().min(1).optional(),
     /** Who may approve gates on this database; anyone when absent. A gate's own list narrows it. */
     approvers: z.array(z.string().min(1)).min(1).optional(),
+    /**
+     * Connections the worker keeps to this database (default 10, see `poolSizeFor`). A backfill
+     * slice holds one for its whole call, so parallelism must stay below it.
+     */
+    poolSize: z.number().int().min(2).max(500).optional(),
   })
   .strict();
 

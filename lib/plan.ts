@@ -145,7 +145,7 @@ async function renderStep(revision: LoadedRevision, direction: Direction, headsB
     transactional,
     ...(revision.module.phase ? { phase: revision.module.phase } : {}),
     operations: ops.map((o) => o.description),
-    statements: ops.flatMap((o) => o.statements),
+    statements: ops.flatMap((o) => (o.nonTransactional ? o.statements.map((s) => ({ ...s, concurrently: true })) : o.statements)),
     headsBefore,
     headsAfter,
   };

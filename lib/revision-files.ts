@@ -49,10 +49,11 @@ const revisionShape = z
         maxRowsPerSecond: z.number().positive().optional(),
         targetBatchMs: z.number().int().nonnegative().optional(),
         parallelism: z.number().int().positive().max(64).optional(),
+        sliceCallMs: z.number().int().positive().max(600_000).optional(),
       })
       .strict()
       .optional(),
-    check: z.object({ name: z.string().min(1), failingRows: z.string().min(1) }).strict().optional(),
+    check: z.object({ name: z.string().min(1), failingRows: z.string().min(1), timeoutMs: z.number().int().positive().optional() }).strict().optional(),
     upgrade: z.custom<RevisionModule['upgrade']>((v) => typeof v === 'function', 'must be a function upgrade(op)'),
     downgrade: z.custom<RevisionModule['downgrade']>(
       (v) => typeof v === 'function',

@@ -67,6 +67,11 @@ export interface BackfillSpec {
   targetBatchMs?: number;
   /** Key-range slices processed concurrently (by one or several workers). */
   parallelism?: number;
+  /**
+   * How long one slice activity call runs batches before it returns to the workflow (default
+   * 10 s). Shorter calls mean finer progress in history; history grows with calls, never with rows.
+   */
+  sliceCallMs?: number;
 }
 
 /**
@@ -77,6 +82,8 @@ export interface CheckSpec {
   /** Shown in status: "no NULLs left in accounts.org_id". */
   name: string;
   failingRows: string;
+  /** The check's own statement timeout (default 10 minutes); a timed-out scan is cancelled in PostgreSQL. */
+  timeoutMs?: number;
 }
 
 /** The graph-relevant part of a revision: what the revision graph works on (no code, no DB). */

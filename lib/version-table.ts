@@ -52,3 +52,51 @@ export async function readHeads(client: pg.ClientBase, config: PhasegateConfig):
 export async function writeHeads(client: pg.ClientBase, config: PhasegateConfig, heads: string[]): Promise<void> {
   for (const statement of writeHeadsStatements(config, heads)) await client.query(statement.sql, statement.params ?? []);
 }
+
+/**
+ * Revisions whose statements ran but whose version row waits for their backfill and check
+ * (`phasegate_version_pending`): the version table only ever names revisions that are complete,
+ * and `current` shows these beside it as "applied, backfill pending".
+ */
+export function pendingTableName(config: PhasegateConfig): string {
+  return `${quoteIdent(config.migrations.versionTableSchema)}.${quoteIdent(`${config.migrations.versionTable}_pending`)}`;
+}
+
+export function createPendingTable(config: PhasegateConfig): Statement {
+  return {
+    sql: `CREATE TABLE IF NOT EXISTS ${pendingTableName(config)} (
+  version_num text PRIMARY KEY,
+  workflow_id text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)`,
+  };
+}
+
+/** The revisions applied but not yet stamped; empty when the table does not exist. */
+export async function readPending(client: pg.ClientBase, config: PhasegateConfig): Promise<Array<{ revision: string; workflowId: string; appliedAt: string }>> {
+  const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [pendingTableName(config)]);
+  if (!exists.rows[0]?.t) return [];
+  const { rows } = await client.query<{ version_num: string; workflow_id: string; applied_at: Date }>(
+    `SELECT version_num, workflow_id, applied_at FROM ${pendingTableName(config)} ORDER BY applied_at`,
+  );
+  return rows.map((r) => ({ revision: r.version_num, workflowId: r.workflow_id, appliedAt: r.applied_at.toISOString() }));
+}
+
+/**
+ * The migration lease (`phasegate_lease`): one row naming the workflow that migrates this database.
+ * Held from a migration's start to its end, whatever its workflow id, so a second migration of the
+ * same database is refused at once instead of running beside the first.
+ */
+export function leaseTableName(config: PhasegateConfig): string {
+  return `${quoteIdent(config.migrations.versionTableSchema)}.${quoteIdent('phasegate_lease')}`;
+}
+
+export function createLeaseTable(config: PhasegateConfig): Statement {
+  return {
+    sql: `CREATE TABLE IF NOT EXISTS ${leaseTableName(config)} (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  workflow_id text NOT NULL,
+  acquired_at timestamptz NOT NULL DEFAULT now()
+)`,
+  };
+}

@@ -244,7 +244,7 @@ function buildProgram(): Command {
     .option('--comment <text>', 'recorded with the approval')
     .action(async (opts: { database: string; workflowId?: string; by: string; gate?: string; comment?: string }, command: Command) => {
       const result = await commands.approve({ ...globals(command), ...opts });
-      print(command, result, () => `sent approve to ${result.workflowId}; phasegate status shows whether it was accepted`);
+      print(command, result, () => `${result.workflowId}: ${result.answer.message}`);
     });
   control('reject', 'reject the gate the migration waits at (rolls back or holds, per the gate)')
     .requiredOption('--by <name>', 'who rejects')
@@ -252,16 +252,37 @@ function buildProgram(): Command {
     .option('--reason <text>', 'recorded with the rejection')
     .action(async (opts: { database: string; workflowId?: string; by: string; gate?: string; reason?: string }, command: Command) => {
       const result = await commands.reject({ ...globals(command), ...opts });
-      print(command, result, () => `sent reject to ${result.workflowId}; phasegate status shows what it did`);
+      print(command, result, () => `${result.workflowId}: ${result.answer.message}`);
+    });
+  control('retry', 'in failed or blocked: run the failed step again (after fixing its cause)')
+    .requiredOption('--by <name>', 'who decides (recorded in the audit table)')
+    .option('--comment <text>', 'recorded with the decision')
+    .action(async (opts: { database: string; workflowId?: string; by: string; comment?: string }, command: Command) => {
+      const result = await commands.retry({ ...globals(command), ...opts });
+      print(command, result, () => `${result.workflowId}: ${result.answer.message}`);
+    });
+  control('rollback', "in failed or blocked: undo this run's steps since the last approved gate")
+    .requiredOption('--by <name>', 'who decides (recorded in the audit table)')
+    .option('--past-gates', 'also undo steps behind gates a person approved in this run')
+    .option('--reason <text>', 'recorded with the decision')
+    .action(async (opts: { database: string; workflowId?: string; by: string; pastGates?: boolean; reason?: string }, command: Command) => {
+      const result = await commands.rollback({ ...globals(command), ...opts });
+      print(command, result, () => `${result.workflowId}: ${result.answer.message}`);
+    });
+  control('abandon', 'in failed, blocked or at a gate: end the migration, leaving the database as it is')
+    .requiredOption('--by <name>', 'who decides (recorded in the audit table)')
+    .option('--reason <text>', 'recorded with the decision')
+    .action(async (opts: { database: string; workflowId?: string; by: string; reason?: string }, command: Command) => {
+      const result = await commands.abandon({ ...globals(command), ...opts });
+      print(command, result, () => `${result.workflowId}: ${result.answer.message}`);
     });
   for (const [name, description] of [
-    ['retry', 're-run a failed check (after fixing the data)'],
-    ['pause', 'pause the running backfill after its current batch'],
+    ['pause', 'pause the backfill after its current batch (or before it starts)'],
     ['resume', 'resume a paused backfill from its last committed key'],
   ] as const) {
     control(name, description).action(async (opts: { database: string; workflowId?: string }, command: Command) => {
       const result = await commands[name]({ ...globals(command), ...opts });
-      print(command, result, () => `sent ${name} to ${result.workflowId}`);
+      print(command, result, () => `${result.workflowId}: ${result.answer.message}`);
     });
   }
   control('throttle', 'change the running backfill\'s pacing from its next batch')

@@ -30,6 +30,9 @@ export async function createPhasegateWorker(opts: {
     taskQueue: opts.taskQueue ?? opts.config.temporal.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: createActivities({ config: opts.config, pools, log: opts.log }),
+    // A deploy's SIGTERM lets running steps finish (or be cancelled cleanly) for this long before
+    // they are handed back; a step cut off anyway is retried on another worker and is idempotent.
+    shutdownGraceTime: '30 seconds',
   });
   return {
     worker,

@@ -27,9 +27,11 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { RetryPolicy } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { BackfillPlan, BackfillSliceInput, BackfillSliceResult } from '../activities/backfill';
 import type { BackfillPacing } from '../lib/backfill';
+import { failureMessage, retryTransient } from './database-retry';
 import {
   backfillProgressSignal,
   backfillStatusQuery,
@@ -44,9 +46,12 @@ import {
 } from './messages';
 import { PhasegateDatabase, PhasegateState } from './search-attributes';
 
+/** A few quick attempts absorb a blip; after that the workflow waits out transient faults itself, visibly. */
+const quickRetry: RetryPolicy = { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3 };
+
 const { prepareBackfill, finishBackfill } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10 },
+  retry: quickRetry,
 });
 
 /**
@@ -59,7 +64,7 @@ const { backfillSlice } = proxyActivities<Activities>({
   heartbeatTimeout: '10 seconds',
   // Pause/cancel wait until the activity has really stopped: then no batch transaction is open.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 50 },
+  retry: quickRetry,
 });
 
 const { stopBackfillSlices, readBackfillProgress } = proxyActivities<Activities>({
@@ -69,7 +74,8 @@ const { stopBackfillSlices, readBackfillProgress } = proxyActivities<Activities>
 
 const DEFAULT_SLICE_CALL_MS = 10_000;
 const DEFAULT_MAX_CALLS_PER_RUN = 1_000;
-const DEFAULT_PROGRESS_INTERVAL_MS = 5_000;
+/** Progress to the parent between state changes: rare, so the parent's history stays bounded. */
+const DEFAULT_PROGRESS_INTERVAL_MS = 60_000;
 const RATE_WINDOW_MS = 60_000;
 
 interface SliceState extends SliceProgress {
@@ -104,13 +110,13 @@ export interface BackfillState {
 export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   const info = workflowInfo();
   const state: BackfillState = input.state ?? {
-    backfillId: `${info.workflowId}#${info.firstExecutionRunId}`,
+    backfillId: input.backfillId ?? `${info.workflowId}#${info.firstExecutionRunId}`,
     startedAtMs: Date.now(),
     runs: 0,
     plan: null,
     slices: [],
-    paused: false,
-    throttle: {},
+    paused: input.initialControl?.paused ?? false,
+    throttle: input.initialControl?.throttle ?? {},
     epoch: 0,
     rateSamples: [],
     lastReportMs: 0,
@@ -122,6 +128,13 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   const progressIntervalMs = input.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   let outcome: 'done' | 'failed' | null = null;
   let error: string | null = null;
+  /** "waiting for database: …" while a transient fault is waited out (a state change for the parent). */
+  let waiting: string | null = null;
+  const setWaiting = (text: string | null) => {
+    const changed = (waiting === null) !== (text === null);
+    waiting = text;
+    if (changed) reportInBackground(true);
+  };
   let callsThisRun = 0;
   /** Slice calls in flight, by slice: the fallback path cancels their scopes. */
   const running = new Map<number, CancellationScope>();
@@ -178,6 +191,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       keySource: state.plan?.key.source,
       warnings: state.plan?.warnings ?? [],
       lastSignal: state.lastSignal,
+      waiting,
       error,
       runs: state.runs,
     };
@@ -334,7 +348,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       const scope = new CancellationScope();
       running.set(s.slice, scope);
       try {
-        const result = await scope.run(() => backfillSlice(sliceInput(s)));
+        const result = await retryTransient(() => scope.run(() => backfillSlice(sliceInput(s))), setWaiting);
         callsThisRun++;
         apply(s, result);
         sample();
@@ -374,7 +388,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   let next: 'finish' | 'continue-as-new';
   try {
     if (!state.plan) {
-      state.plan = await prepareBackfill({ database: input.database, backfillId: state.backfillId, spec: input.spec });
+      state.plan = await retryTransient(() => prepareBackfill({ database: input.database, backfillId: state.backfillId, spec: input.spec }), setWaiting);
       state.slices = state.plan.slices.map((range, slice) => ({
         slice,
         from: range.from,
@@ -383,7 +397,8 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
         rowsDone: 0,
         rowsUpdated: 0,
         state: 'pending',
-        batchSize: state.plan!.pacing.batchSize,
+        // A throttle sent before the backfill started sets where every slice begins.
+        batchSize: state.throttle.batchSize ?? state.plan!.pacing.batchSize,
         slowedBy: null,
       }));
       sample();
@@ -414,7 +429,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       }
       await runSlices();
     }
-    if (next === 'finish') await finishBackfill({ database: input.database, backfillId: state.backfillId });
+    if (next === 'finish') await retryTransient(() => finishBackfill({ database: input.database, backfillId: state.backfillId }), setWaiting);
   } catch (err) {
     outcome = 'failed';
     error = isCancellation(err) ? 'cancelled' : describe(err);
@@ -471,8 +486,5 @@ function throttleProblem(change: ThrottleInput): string | null {
 }
 
 function describe(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  // ActivityFailure wraps the real ApplicationFailure: show the innermost message.
-  while (e && e.cause) e = e.cause as typeof e;
-  return e?.message ?? String(err);
+  return failureMessage(err);
 }

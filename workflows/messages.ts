@@ -2,7 +2,7 @@
  * The `migrate` workflow's contract: input, status and message definitions, shared by the
  * workflow, the CLI and the tests. Every payload is plain JSON.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Direction, PlanStep } from '../lib/plan';
 import type { BackfillSpec } from '../lib/revision';
 import type { BackfillState } from './backfill';
@@ -15,7 +15,62 @@ export interface MigrateInput {
   direction?: Direction;
   /** Approve every gate automatically (recorded as approved by `autoApprove`): non-production only. */
   autoApprove?: boolean;
+  /** Set by the workflow itself when it continues as new; leave it out when starting one. */
+  carried?: MigrateCarry;
 }
+
+/**
+ * Everything one run of `migrate` hands to the next through continueAsNew: plain JSON only. The plan
+ * travels with it, so the new run never plans again.
+ */
+export interface MigrateCarry {
+  status: MigrateStatus;
+  plan: import('../lib/plan').Plan;
+  cursor: MigrateCursor;
+  /** Indexes of the plan's steps this migration applied (in order), with the last approved gate before each. */
+  applied: AppliedStep[];
+  control: BackfillControl;
+  auditQueue: AuditEntry[];
+  runs: number;
+}
+
+/** Where the step loop stands: the step, and the phase of it that comes next. */
+export interface MigrateCursor {
+  step: number;
+  phase: 'gate' | 'apply' | 'backfill' | 'check' | 'stamp';
+}
+
+export interface AppliedStep {
+  index: number;
+  /** The version row is written (false while its backfill or check is still to finish). */
+  stamped: boolean;
+  /** The gate a person approved most recently before this step was applied (null: none in this run). */
+  behindGate: { name: string; by: string } | null;
+}
+
+/** The latest pause/throttle asked for; handed to a backfill when it starts and forwarded while it runs. */
+export interface BackfillControl {
+  paused: boolean;
+  throttle: ThrottleInput;
+  /** Bumped on every change, so the forwarder knows what the child has not seen yet. */
+  version: number;
+}
+
+/** A decision on its way to the audit table (written by the main loop, never by a handler). */
+export interface AuditEntry {
+  at: string;
+  decision: AuditDecision;
+  by: string;
+  gate: string | null;
+  revision: string | null;
+  comment: string | null;
+  accepted: boolean;
+  ignoredReason: string | null;
+  /** Numbers the decisions of one migration, across its runs. */
+  seq?: number;
+}
+
+export type AuditDecision = 'approve' | 'reject' | 'expire' | 'retry' | 'rollback' | 'abandon';
 
 export type MigrateState =
   | 'planning'
@@ -24,17 +79,28 @@ export type MigrateState =
   | 'paused'
   | 'awaiting-approval'
   | 'checking'
-  | 'failed-check'
+  | 'blocked'
+  | 'failed'
   | 'rolling-back'
   | 'rolled-back'
   | 'done'
-  | 'failed';
+  | 'abandoned'
+  | 'cancelled';
 
 export interface StepStatus {
   revision: string;
   message: string;
   phase?: string;
-  state: 'pending' | 'applying' | 'waiting-for-lock' | 'applied' | 'already-applied' | 'failed' | 'rolled-back';
+  state:
+    | 'pending'
+    | 'applying'
+    | 'waiting-for-lock'
+    | 'applied'
+    | 'already-applied'
+    | 'backfilling'
+    | 'checking'
+    | 'failed'
+    | 'rolled-back';
   durationMs?: number;
   /** Attempts made so far (more than 1 after lock timeouts). */
   attempts?: number;
@@ -49,11 +115,29 @@ export interface MigrateStatus {
   revision: string | null;
   phase: string | null;
   steps: StepStatus[];
-  /** Set while a step waits to retry after lock_timeout: what it waits for, and who holds it. */
+  /**
+   * What the workflow waits for right now, in words: a lock ("waiting for lock on accounts …,
+   * blocked by pid 42"), the database ("waiting for database: connect ECONNREFUSED … (attempt 3,
+   * since …)"), a person (at a gate, or in `failed`/`blocked`).
+   */
   waiting: string | null;
+  /** Set in states `failed` and `blocked`: what failed, and what a person can do about it. */
+  failure: FailureStatus | null;
+  /** Set once a rollback ran: what it undid, and what it left applied and why. */
+  rollback: RollbackStatus | null;
+  /** The `backfill` child this migration runs (query it with `backfillStatus` for live progress). */
+  backfillWorkflowId: string | null;
+  /** The latest pause/throttle asked for (kept for a backfill that has not started yet). */
+  control: BackfillControl;
+  /** Decisions that could not be written to the audit table, with the reason (the last 20). */
+  auditErrors: string[];
+  /** Runs of this migration so far (continue-as-new starts a new run with the same id). */
+  runs: number;
+  /** Decisions received so far (accepted or not); numbers the audit rows. */
+  decisions: number;
   /** The gate the workflow waits at, with its prompt. */
   gate: PendingGate | null;
-  /** Every decision sent to a gate, accepted or ignored (with the reason). */
+  /** The last 100 decisions sent to this migration, accepted or ignored (the audit table keeps all). */
   approvals: ApprovalLogEntry[];
   /** Signals that did not fit the state they arrived in, with the reason (the last 50). */
   ignoredSignals: IgnoredSignal[];
@@ -78,9 +162,29 @@ export interface PendingGate {
   heldBy: { by: string; reason: string | null; at: string } | null;
 }
 
+export interface FailureStatus {
+  /** What stopped: a revision's statements, a backfill, a check, a rollback step, or a lock (blocked). */
+  kind: 'revision' | 'backfill' | 'check' | 'rollback' | 'lock' | 'stamp';
+  revision: string;
+  message: string;
+  /** Error type from the activity (`SqlError`, `CheckTimedOut`, `LockTimeout`, …). */
+  type: string | null;
+  at: string;
+  /** What a person can send now, each as a signal or an Update of the same name. */
+  options: Array<'retry' | 'rollback' | 'abandon'>;
+}
+
+export interface RollbackStatus {
+  reason: string;
+  by: string | null;
+  undone: string[];
+  /** Applied steps the rollback left alone, each with why (behind an approved gate, no downgrade, …). */
+  kept: Array<{ revision: string; reason: string }>;
+}
+
 export interface ApprovalLogEntry {
   at: string;
-  decision: 'approve' | 'reject' | 'expire';
+  decision: AuditDecision;
   by: string;
   gate: string | null;
   revision: string | null;
@@ -117,15 +221,56 @@ export interface RejectInput {
   reason?: string;
 }
 
+export interface RetryInput {
+  by: string;
+  comment?: string;
+}
+
+export interface RollbackInput {
+  by: string;
+  /** Also undo steps behind a gate a person approved in this run (they are kept otherwise). */
+  pastGates?: boolean;
+  reason?: string;
+}
+
+export interface AbandonInput {
+  by: string;
+  reason?: string;
+}
+
 export const approveSignal = defineSignal<[ApproveInput]>('approve');
 export const rejectSignal = defineSignal<[RejectInput]>('reject');
-/** Re-run a failed check (after the data was fixed). */
-export const retrySignal = defineSignal<[Record<string, never>?]>('retry');
+/** In `failed` or `blocked`: run the failed step again (after fixing its cause). */
+export const retrySignal = defineSignal<[RetryInput]>('retry');
+/** In `failed` or `blocked`: undo this run's steps, newest first (not past an approved gate unless asked). */
+export const rollbackSignal = defineSignal<[RollbackInput]>('rollback');
+/** In `failed`, `blocked` or at a gate: end the migration and leave the database as it is. */
+export const abandonSignal = defineSignal<[AbandonInput]>('abandon');
+
+/** What an Update of a control verb answers at once: accepted, and the state it found. */
+export interface ControlAnswer {
+  accepted: true;
+  verb: ControlVerb;
+  state: MigrateState;
+  message: string;
+}
+
+export type ControlVerb = 'approve' | 'reject' | 'retry' | 'rollback' | 'abandon' | 'pause' | 'resume' | 'throttle';
+
+/** The same verbs as Updates: their validators refuse what does not fit before it enters history. */
+export const approveUpdate = defineUpdate<ControlAnswer, [ApproveInput]>('approve');
+export const rejectUpdate = defineUpdate<ControlAnswer, [RejectInput]>('reject');
+export const retryUpdate = defineUpdate<ControlAnswer, [RetryInput]>('retry');
+export const rollbackUpdate = defineUpdate<ControlAnswer, [RollbackInput]>('rollback');
+export const abandonUpdate = defineUpdate<ControlAnswer, [AbandonInput]>('abandon');
+export const pauseUpdate = defineUpdate<ControlAnswer, [Record<string, never>?]>('pause');
+export const resumeUpdate = defineUpdate<ControlAnswer, [Record<string, never>?]>('resume');
+export const throttleUpdate = defineUpdate<ControlAnswer, [ThrottleInput]>('throttle');
 
 export interface MigrateResult {
   database: string;
   direction: Direction;
-  outcome: 'done' | 'rolled-back';
+  outcome: 'done' | 'rolled-back' | 'abandoned';
   applied: string[];
   /** Revisions whose downgrade ran during a rollback, in the order they ran. */
   rolledBack: string[];
@@ -183,13 +328,19 @@ export interface BackfillProgress {
   warnings?: string[];
   /** The last control signal and what became of it ("throttle ignored: batchSize must be …"). */
   lastSignal?: string | null;
+  /** Set while a slice waits for the database to come back: "waiting for database: … (attempt N, since T)". */
+  waiting?: string | null;
   /** Why the backfill failed (state `failed`), or that it was cancelled. */
   error?: string | null;
   /** Runs of the `backfill` workflow so far (continue-as-new starts a new run). */
   runs?: number;
 }
 
-/** Child → parent: the backfill's latest progress, sent at a bounded rate. */
+/**
+ * Child → parent: the backfill's progress, sent when its state changes (started, paused, resumed,
+ * waiting for the database, done, failed) and at most once a minute otherwise, so the parent's
+ * history stays bounded however long the backfill runs. Live progress: query the child.
+ */
 export const backfillProgressSignal = defineSignal<[BackfillProgress]>('backfillProgress');
 
 /**
@@ -208,10 +359,18 @@ export interface BackfillInput {
   sliceCallMs?: number;
   /** Continue-as-new after this many slice calls in one run (default 1000), or earlier when Temporal suggests it. */
   maxSliceCallsBeforeContinueAsNew?: number;
-  /** Least time between two progress signals to the parent, state changes aside (default 5 s). */
+  /** Least time between two progress signals to the parent, state changes aside (default 60 s). */
   progressIntervalMs?: number;
   /** Batches wait while a replica replays further behind than this (default 10 s). */
   maxReplicationLagMs?: number;
+  /**
+   * Names the checkpoint rows. `migrate` passes `revision:<id>`, stable across its runs, so a new
+   * migration (after a terminate or a cancel) resumes the backfill exactly where it stopped.
+   * Default: this workflow's id and first run id.
+   */
+  backfillId?: string;
+  /** Pause/throttle asked for before the backfill started (the parent keeps the latest). */
+  initialControl?: { paused: boolean; throttle: ThrottleInput };
   /** Set by the workflow itself when it continues as new; leave it out when starting one. */
   state?: BackfillState;
 }

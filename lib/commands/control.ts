@@ -4,7 +4,18 @@
  * would send to workflow `migrate-<database>`, so all three ways behave alike.
  */
 import type { Client } from '@temporalio/client';
-import type { ApproveInput, MigrateStatus, RejectInput, ThrottleInput } from '../../workflows/messages';
+import type {
+  AbandonInput,
+  ApproveInput,
+  ControlAnswer,
+  ControlVerb,
+  BackfillProgress,
+  MigrateStatus,
+  RejectInput,
+  RetryInput,
+  RollbackInput,
+  ThrottleInput,
+} from '../../workflows/messages';
 import { PhasegateError } from '../errors';
 import { connectClient } from './migrate';
 import { loadProject, type ProjectOptions } from './project';
@@ -45,6 +56,15 @@ export async function status(options: ControlOptions = {}): Promise<StatusResult
   return withHandle(options, async (handle, workflowId) => {
     const description = await handle.describe();
     const current = await handle.query<MigrateStatus>('status');
+    // The parent hears from its backfill only on state changes (its history stays bounded); live
+    // progress comes from the child itself.
+    if ((current.state === 'backfilling' || current.state === 'paused') && current.backfillWorkflowId) {
+      const live = await handle.client
+        .getHandle(current.backfillWorkflowId)
+        .query<BackfillProgress>('backfillStatus')
+        .catch(() => null);
+      if (live) current.backfill = live;
+    }
     return { workflowId, execution: description.status.name, status: current };
   });
 }
@@ -53,19 +73,31 @@ export interface SignalResult {
   workflowId: string;
   signal: string;
   sent: unknown;
-}
-
-async function send(options: ControlOptions, signal: string, input: unknown): Promise<SignalResult> {
-  return withHandle(options, async (handle, workflowId) => {
-    await handle.signal(signal, input);
-    return { workflowId, signal, sent: input };
-  });
+  /** The workflow's answer (an Update): accepted, and the state it found. */
+  answer: ControlAnswer;
 }
 
 /**
- * Signals are recorded in history and judged by the workflow: one that does not fit (wrong gate,
- * not an approver) is ignored there with a reason that `status` shows.
+ * Sends a control verb as an Update: the workflow's validator refuses what does not fit its state
+ * (wrong gate, nothing to retry, a malformed value) before it enters history, and the refusal comes
+ * back at once as `ControlRefused` — the CLI exits non-zero with the workflow's reason. The Temporal
+ * UI and `temporal workflow signal` send the same verb as a signal; the workflow judges both alike.
  */
+async function send(options: ControlOptions, verb: ControlVerb, input: unknown): Promise<SignalResult> {
+  return withHandle(options, async (handle, workflowId) => {
+    try {
+      const answer = await handle.executeUpdate<ControlAnswer, [unknown]>(verb, { args: [input] });
+      return { workflowId, signal: verb, sent: input, answer };
+    } catch (err) {
+      if ((err as Error).name === 'WorkflowUpdateFailedError') {
+        const reason = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+        throw new PhasegateError('ControlRefused', `${workflowId} refused ${verb}: ${reason}`, { details: { workflowId, verb, reason } });
+      }
+      throw err;
+    }
+  });
+}
+
 export async function approve(options: ControlOptions & ApproveInput): Promise<SignalResult> {
   const { by, gate, comment } = options;
   return send(options, 'approve', { by, ...(gate ? { gate } : {}), ...(comment ? { comment } : {}) });
@@ -76,7 +108,24 @@ export async function reject(options: ControlOptions & RejectInput): Promise<Sig
   return send(options, 'reject', { by, ...(gate ? { gate } : {}), ...(reason ? { reason } : {}) });
 }
 
-export const retry = (options: ControlOptions = {}) => send(options, 'retry', {});
+/** In failed or blocked: run the failed step again. */
+export async function retry(options: ControlOptions & RetryInput): Promise<SignalResult> {
+  const { by, comment } = options;
+  return send(options, 'retry', { by, ...(comment ? { comment } : {}) });
+}
+
+/** In failed or blocked: undo this run's steps (not past an approved gate unless `pastGates`). */
+export async function rollback(options: ControlOptions & RollbackInput): Promise<SignalResult> {
+  const { by, pastGates, reason } = options;
+  return send(options, 'rollback', { by, ...(pastGates ? { pastGates: true } : {}), ...(reason ? { reason } : {}) });
+}
+
+/** In failed, blocked or at a gate: end the migration, leaving the database as it is. */
+export async function abandon(options: ControlOptions & AbandonInput): Promise<SignalResult> {
+  const { by, reason } = options;
+  return send(options, 'abandon', { by, ...(reason ? { reason } : {}) });
+}
+
 export const pause = (options: ControlOptions = {}) => send(options, 'pause', {});
 export const resume = (options: ControlOptions = {}) => send(options, 'resume', {});
 

@@ -25,10 +25,19 @@ export function formatStatus({ workflowId, execution, status }: StatusResult): s
     lines.push(`  approve: phasegate approve --database ${status.database} --by <you> [--comment …]`);
     lines.push(`       or: temporal workflow signal --workflow-id ${workflowId} --name approve --input '{"by":"<you>"}'`);
   }
-  if (status.check && !status.check.passed) {
-    const c = status.check;
-    lines.push(`check "${c.name}" failed (attempt ${c.attempts}): ${c.failingCount} row(s), e.g. ${JSON.stringify(c.sample.slice(0, 3))}`);
-    lines.push(`  fix the data, then: phasegate retry --database ${status.database}   (or reject to roll back)`);
+  if (status.failure) {
+    const f = status.failure;
+    lines.push(`${status.state} (${f.kind}${f.type ? `, ${f.type}` : ''}) at ${f.revision} since ${f.at}: ${f.message}`);
+    lines.push('  nothing was rolled back; the migration waits for one of:');
+    for (const option of f.options) {
+      const extra = option === 'rollback' ? ' [--past-gates]' : '';
+      lines.push(`    phasegate ${option} --workflow-id ${workflowId} --by <you>${extra}`);
+    }
+  }
+  if (status.rollback) {
+    const r = status.rollback;
+    lines.push(`rollback${r.by ? ` by ${r.by}` : ''}: ${r.reason}; undid ${r.undone.join(', ') || 'nothing'}`);
+    for (const k of r.kept) lines.push(`  kept ${k.revision}: ${k.reason}`);
   }
   if (status.backfill) {
     const b = status.backfill;
@@ -37,11 +46,13 @@ export function formatStatus({ workflowId, execution, status }: StatusResult): s
       `backfill ${b.table} (${b.state}): ${b.rowsDone}${total} rows, ${b.rowsPerSecond ? Math.round(b.rowsPerSecond) : '?'} rows/s, ETA ${seconds(b.etaSeconds)}` +
         (b.slowedBy ? `; slowed by ${b.slowedBy}` : ''),
     );
+    if (b.waiting) lines.push(`  ${b.waiting}`);
   }
   for (const a of status.approvals) {
     lines.push(`  ${a.at} ${a.decision} by ${a.by || '(nobody)'}${a.gate ? ` for gate ${a.gate}` : ''}: ${a.accepted ? 'accepted' : `ignored — ${a.ignoredReason}`}${a.comment ? ` "${a.comment}"` : ''}`);
   }
   for (const s of status.ignoredSignals) lines.push(`  ${s.at} ${s.signal} ignored — ${s.reason}`);
-  if (status.error) lines.push(`error: ${status.error}`);
+  for (const e of status.auditErrors ?? []) lines.push(`  audit: ${e}`);
+  if (status.error && !status.failure) lines.push(`error: ${status.error}`);
   return lines.join('\n');
 }

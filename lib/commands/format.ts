@@ -120,7 +120,9 @@ export function formatOnlineResult(result: OnlineMigrateResult): string {
     case 'done':
       return `${verb} database "${result.database}" to ${result.headsAfter.join(', ') || 'base'}: ${result.applied.join(', ')} (workflow ${result.workflowId})`;
     case 'rolled-back':
-      return `rolled back database "${result.database}" to ${result.headsAfter.join(', ') || 'base'}: undid ${result.rolledBack.join(', ') || 'nothing'} after a rejected gate (workflow ${result.workflowId})`;
+      return `rolled back database "${result.database}" to ${result.headsAfter.join(', ') || 'base'}: undid ${result.rolledBack.join(', ') || 'nothing'} (workflow ${result.workflowId})`;
+    case 'abandoned':
+      return `abandoned the migration of database "${result.database}", left at ${result.headsAfter.join(', ') || 'base'} (workflow ${result.workflowId})`;
   }
 }
 

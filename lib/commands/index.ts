@@ -21,5 +21,5 @@ export {
   type OnlineMigrateResult,
 } from './migrate';
 export type { ProjectOptions, RevisionFilesOptions, RevisionSummary } from './project';
-export { approve, pause, reject, resume, retry, status, throttle, type ControlOptions, type SignalResult, type StatusResult } from './control';
+export { abandon, approve, pause, reject, resume, retry, rollback, status, throttle, type ControlOptions, type SignalResult, type StatusResult } from './control';
 export { lint, runSquawk, type LintFinding, type LintOptions, type LintResult } from './lint';

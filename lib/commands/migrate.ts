@@ -82,7 +82,7 @@ export interface OnlineMigrateResult {
    * the applied revisions were undone; `started` with wait: false; `nothing-to-do` when no
    * workflow was needed.
    */
-  outcome: 'done' | 'rolled-back' | 'started' | 'nothing-to-do';
+  outcome: 'done' | 'rolled-back' | 'abandoned' | 'started' | 'nothing-to-do';
   workflowId: string | null;
   runId: string | null;
   headsBefore: string[];
@@ -303,10 +303,22 @@ async function follow(
   while (!settled) {
     await Promise.race([sleep(interval), result]);
     if (settled) break;
+    let current: MigrateStatus | null = null;
     try {
-      report(await handle.query<MigrateStatus>('status'));
+      current = await handle.query<MigrateStatus>('status');
+      report(current);
     } catch {
       // A query can fail while a worker restarts; the next poll tries again, and the result decides.
+    }
+    if (current && (current.state === 'failed' || current.state === 'blocked') && current.failure) {
+      // The workflow keeps waiting for a person; the command says so and ends, it does not hang.
+      const f = current.failure;
+      throw new PhasegateError(
+        current.state === 'blocked' ? 'MigrationBlocked' : 'MigrationFailed',
+        `the migration of database "${database}" is ${current.state} at revision ${f.revision} (workflow ${workflowId}): ${f.message}. ` +
+          `Nothing was rolled back. It waits for a person: ${f.options.map((o) => `phasegate ${o} --workflow-id ${workflowId} --by <you>`).join(' | ')}`,
+        { details: { database, workflowId, revision: f.revision, causeType: f.type, state: current.state } },
+      );
     }
   }
   const outcome = settled as NonNullable<typeof settled>;

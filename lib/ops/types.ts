@@ -12,6 +12,11 @@ export interface OpStatement extends Statement {
    * cannot run inside a function or DO block. Offline scripts show it as a comment.
    */
   onlyIf?: Statement;
+  /**
+   * Set by the plan on every statement of a CONCURRENTLY op (from the op itself, never guessed from
+   * the SQL text): its wait for older transactions blocks nobody, so it runs with lock_timeout 0.
+   */
+  concurrently?: boolean;
 }
 
 export interface RecordedOp {

@@ -266,8 +266,13 @@ describe('add-index', () => {
       {
         sql: `DROP INDEX CONCURRENTLY IF EXISTS "app"."${index}"`,
         onlyIf: { sql: 'SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid', params: [`"app"."${index}"`] },
+        // The op's own flag travels with each statement: the runtime never guesses it from the SQL text.
+        concurrently: true,
       },
-      { sql: `CREATE INDEX CONCURRENTLY IF NOT EXISTS "${index}" ON "app"."accounts" ("org_id", "created_at") WHERE (deleted_at IS NULL)` },
+      {
+        sql: `CREATE INDEX CONCURRENTLY IF NOT EXISTS "${index}" ON "app"."accounts" ("org_id", "created_at") WHERE (deleted_at IS NULL)`,
+        concurrently: true,
+      },
     ]);
     expect(stepDown(g, 0)).toEqual([`DROP INDEX CONCURRENTLY IF EXISTS "app"."${index}"`]);
   });

@@ -91,15 +91,19 @@ async function nullable(column: string): Promise<string | undefined> {
   return rows[0]?.is_nullable;
 }
 
-test('a failed check stops in failed-check with its numbers; retry after fixing the data passes it', async () => {
+test('a failed check stops in failed with its numbers; retry after fixing the data passes it', async () => {
   await withMigration(twoPhases({}, false), async (handle) => {
-    const failed = await untilState(handle, 'failed-check');
+    const failed = await untilState(handle, 'failed');
+    expect(failed.failure).toMatchObject({ kind: 'check', revision: 'r1', type: 'CheckFailed', options: ['retry', 'rollback', 'abandon'] });
+    // The check's revision is not stamped until its check passes: pending, not in the version table.
+    expect((await db.query(`SELECT to_regclass('phasegate_version') AS t`)).rows).toEqual([{ t: null }]);
+    expect((await db.query('SELECT version_num FROM phasegate_version_pending')).rows).toEqual([{ version_num: 'r1' }]);
     expect(failed.check).toMatchObject({ revision: 'r1', name: 'every account has an org', passed: false, failingCount: 50 });
     expect(failed.check!.sample).toHaveLength(10);
     expect(failed.check!.sample[0]).toEqual({ id: '1' });
 
     await fillOrgIds();
-    await handle.signal(retrySignal, {});
+    await handle.signal(retrySignal, { by: 'alice' });
     const gated = await untilState(handle, 'awaiting-approval');
     expect(gated.check).toMatchObject({ passed: true, attempts: 2 });
     await handle.signal(approveSignal, { by: 'alice' });
@@ -131,7 +135,7 @@ test('approvals for the wrong gate, from non-approvers, without "by", or before 
         ['alice', false, expect.stringContaining('no gate is waiting')],
         ['alice', false, 'this approve names gate "contract", but the workflow waits at gate "deploy"'],
         ['mallory', false, '"mallory" is not an approver of gate "deploy" (approvers: alice, bob)'],
-        ['', false, expect.stringContaining('needs "by"')],
+        ['', false, expect.stringContaining('"by" must name who decides')],
         ['bob', true, null],
       ]);
     },
@@ -154,7 +158,7 @@ test('a rejection with onReject rollback undoes the applied phases: schema and v
     expect(result).toMatchObject({ outcome: 'rolled-back', applied: ['r1'], rolledBack: ['r1'], headsAfter: [] });
     const status = await statusOf(handle);
     expect(status.state).toBe('rolled-back');
-    expect(status.error).toBe('gate "deploy" rejected by carol: app not ready');
+    expect(status.rollback).toEqual({ reason: 'gate "deploy" rejected by carol: app not ready', by: 'carol', undone: ['r1'], kept: [] });
   });
   expect(await nullable('org_id')).toBeUndefined();
   expect((await db.query('SELECT version_num FROM phasegate_version')).rows).toEqual([]);
@@ -198,18 +202,30 @@ test('autoApprove passes every gate and records who approved', async () => {
   expect(await nullable('org_id')).toBe('NO');
 });
 
-test('cancelling the workflow at a gate rolls back the applied phases before it ends', async () => {
-  await withMigration(twoPhases(), async (handle) => {
+test('cancelling the workflow at a gate stops it safely: nothing is rolled back, and a later upgrade continues from there', async () => {
+  const dir = twoPhases();
+  await withMigration(dir, async (handle) => {
     await untilState(handle, 'awaiting-approval');
     await handle.cancel();
     await expect(handle.result()).rejects.toMatchObject({ cause: { name: 'CancelledFailure' } });
-    expect((await statusOf(handle)).steps.map((s) => [s.revision, s.state])).toEqual([
-      ['r1', 'rolled-back'],
+    const status = await statusOf(handle);
+    expect(status.state).toBe('cancelled');
+    expect(status.steps.map((s) => [s.revision, s.state])).toEqual([
+      ['r1', 'applied'],
       ['r2', 'pending'],
     ]);
   });
-  expect(await nullable('org_id')).toBeUndefined();
-  expect((await db.query('SELECT version_num FROM phasegate_version')).rows).toEqual([]);
+  expect(await nullable('org_id')).toBe('YES');
+  expect((await db.query('SELECT version_num FROM phasegate_version')).rows).toEqual([{ version_num: 'r1' }]);
+  await withMigration(
+    dir,
+    async (handle) => {
+      const result = await handle.result();
+      expect(result).toMatchObject({ outcome: 'done', applied: ['r2'] });
+    },
+    { autoApprove: true },
+  );
+  expect(await nullable('org_id')).toBe('NO');
 });
 
 test('the UI can list migrations awaiting approval through the PhasegateState search attribute', async () => {

@@ -5,7 +5,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { migrate } from '../../workflows';
-import { backfillWorkflowId, pauseSignal, resumeSignal, statusQuery, throttleSignal } from '../../workflows/messages';
+import { backfillStatusQuery, backfillWorkflowId, pauseSignal, resumeSignal, statusQuery, throttleSignal } from '../../workflows/messages';
 import { createPhasegateWorker } from '../../workers/worker';
 import { bundleWorkflows, connectTestTemporal, createTestDatabase, eventually, silentLog, testConfig, uniqueId, writeMigrations, type TestDatabase } from '../helpers';
 
@@ -41,8 +41,11 @@ test('pause and resume sent to migrate reach its backfill; the check runs after 
   const workflowId = uniqueId('migrate-app');
   await worker.runUntil(async () => {
     const handle = await env.client.workflow.start(migrate, { workflowId, taskQueue, args: [{ database: 'app', target: 'head', direction: 'upgrade' }] });
-    // The parent hears from its backfill after each slice call (about 10 s of batches).
-    await eventually('backfill progress in the parent status', async () => ((await handle.query(statusQuery)).backfill?.rowsDone ?? 0) > 0, 30_000);
+    // The parent hears from its backfill only on state changes (bounded history); live progress
+    // comes from the child, whose id the parent's status names.
+    const childId = await eventually('the parent to name its backfill child', async () => (await handle.query(statusQuery)).backfillWorkflowId, 30_000);
+    expect(childId).toBe(backfillWorkflowId(workflowId, 'b1'));
+    await eventually('rows done in the backfill', async () => ((await env.client.workflow.getHandle(childId).query(backfillStatusQuery)).rowsDone ?? 0) > 0, 30_000);
 
     await handle.signal(pauseSignal, {});
     const paused = await eventually('the parent to show paused', async () => {
