@@ -382,7 +382,10 @@ test('a throttle and a pause sent before the backfill starts are handed to it; t
     await handle.executeUpdate(throttleUpdate, { args: [{ batchSize: 20 }] });
     await handle.signal('pause', {});
     await handle.signal(approveSignal, { by: 'alice' });
-    const paused = await untilState(handle, 'paused');
+    const paused = await eventually('the backfill to report paused', async () => {
+      const st = await statusOf(handle);
+      return st.state === 'paused' && st.backfill?.state === 'paused' ? st : undefined;
+    });
     expect(paused.backfill).toMatchObject({ state: 'paused', batchSize: 20, rowsDone: 0 });
     await handle.signal('resume', {});
     expect((await handle.result()).outcome).toBe('done');
