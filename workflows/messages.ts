@@ -57,18 +57,7 @@ export interface BackfillControl {
 }
 
 /** A decision on its way to the audit table (written by the main loop, never by a handler). */
-export interface AuditEntry {
-  at: string;
-  decision: AuditDecision;
-  by: string;
-  gate: string | null;
-  revision: string | null;
-  comment: string | null;
-  accepted: boolean;
-  ignoredReason: string | null;
-  /** Numbers the decisions of one migration, across its runs. */
-  seq?: number;
-}
+export type AuditEntry = ApprovalLogEntry;
 
 export type AuditDecision = 'approve' | 'reject' | 'expire' | 'retry' | 'rollback' | 'abandon';
 
@@ -191,6 +180,8 @@ export interface ApprovalLogEntry {
   comment: string | null;
   accepted: boolean;
   ignoredReason: string | null;
+  /** Numbers the decisions of one migration, across its runs (the audit row's key). */
+  seq?: number;
 }
 
 export interface IgnoredSignal {

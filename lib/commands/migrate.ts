@@ -313,9 +313,11 @@ async function follow(
     if (current && (current.state === 'failed' || current.state === 'blocked') && current.failure) {
       // The workflow keeps waiting for a person; the command says so and ends, it does not hang.
       const f = current.failure;
+      const step = current.steps.find((s) => s.revision === f.revision);
       throw new PhasegateError(
         current.state === 'blocked' ? 'MigrationBlocked' : 'MigrationFailed',
-        `the migration of database "${database}" is ${current.state} at revision ${f.revision} (workflow ${workflowId}): ${f.message}. ` +
+        `the migration of database "${database}" stopped at revision ${f.revision}${step ? ` (${step.message})` : ''} and waits in state ${current.state} ` +
+          `(workflow ${workflowId}): ${f.message}. ` +
           `Nothing was rolled back. It waits for a person: ${f.options.map((o) => `phasegate ${o} --workflow-id ${workflowId} --by <you>`).join(' | ')}`,
         { details: { database, workflowId, revision: f.revision, causeType: f.type, state: current.state } },
       );

@@ -10,7 +10,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { check, current, downgrade, history, stamp, upgrade, type MigrateEvent } from '../../lib/commands';
+import { abandon, check, current, downgrade, history, stamp, upgrade, type MigrateEvent } from '../../lib/commands';
 import type { PhasegateConfig } from '../../lib/config';
 import type { PhasegateError } from '../../lib/errors';
 import { createPhasegateWorker } from '../../workers/worker';
@@ -144,7 +144,7 @@ test('bad input fails before anything changes: below base, unknown target, wrong
   await expect(env.client.workflow.getHandle(`migrate-${alias}`).describe()).rejects.toMatchObject({ name: 'WorkflowNotFoundError' });
 });
 
-test('a revision that fails in the database fails the command with the cause, and the run is rolled back', async () => {
+test('a revision that fails in the database ends the command with the cause; the migration waits in failed, nothing rolled back', async () => {
   writeFileSync(
     path.join(dir, 'ccc333_broken.js'),
     `module.exports = {
@@ -155,15 +155,23 @@ test('a revision that fails in the database fails the command with the cause, an
   );
   const events: MigrateEvent[] = [];
   const error = await failure(
-    withWorker((taskQueue) => upgrade({ config, database: alias, client: env.client, taskQueue, pollIntervalMs: 200, onEvent: (e) => events.push(e) })),
+    withWorker(async (taskQueue) => {
+      try {
+        return await upgrade({ config, database: alias, client: env.client, taskQueue, pollIntervalMs: 200, onEvent: (e) => events.push(e) });
+      } finally {
+        // The workflow keeps waiting for a person; this test's person abandons it.
+        await abandon({ client: env.client, database: alias, by: 'test', reason: 'end of test' }).catch(() => undefined);
+      }
+    }),
   );
   expect(error.type).toBe('MigrationFailed');
-  expect(error.message).toContain(`the migration of database "${alias}" failed at revision ccc333 (broken) (workflow migrate-${alias})`);
+  expect(error.message).toContain(`the migration of database "${alias}" stopped at revision ccc333 (broken) and waits in state failed (workflow migrate-${alias})`);
   expect(error.message).toContain('no_such_table');
-  expect(error.message).toContain('The revisions this run applied were rolled back (bbb222, aaa111)');
+  expect(error.message).toContain('Nothing was rolled back');
+  expect(error.message).toContain(`phasegate retry --workflow-id migrate-${alias} --by <you>`);
   const steps = events.flatMap((e) => (e.type === 'step' ? [[e.step.revision, e.step.state]] : []));
-  expect(steps).toEqual(expect.arrayContaining([['ccc333', 'failed'], ['bbb222', 'rolled-back'], ['aaa111', 'rolled-back']]));
-  expect((await current({ config, database: alias })).heads).toEqual([]);
+  expect(steps).toEqual(expect.arrayContaining([['ccc333', 'failed'], ['bbb222', 'applied'], ['aaa111', 'applied']]));
+  expect((await current({ config, database: alias })).heads.map((h) => h.id)).toEqual(['bbb222']);
 });
 
 test('a second migration of the same database while one runs is refused with a clear message', async () => {

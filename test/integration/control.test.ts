@@ -71,15 +71,16 @@ test('status shows the gate and how to answer it; the real temporal CLI approves
   expect(rows.map((r) => r.column_name)).toEqual(['id', 'plan']);
 });
 
-test('reject from the command layer rolls the change back; a pause with no backfill running is ignored with a reason', async () => {
+test('reject from the command layer rolls the change back; a pause that does not fit is refused at once with the reason', async () => {
   await atGate(async (workflowId) => {
-    await pause({ config, workflowId, client: env.client });
-    await eventually('the ignored pause', async () => (await status({ config, workflowId, client: env.client })).status.ignoredSignals.length === 1);
-    expect((await status({ config, workflowId, client: env.client })).status.ignoredSignals[0]).toMatchObject({
-      signal: 'pause',
-      reason: 'no backfill is running (state awaiting-approval); pause applies to a running backfill',
+    // An Update: the workflow's validator answers before anything enters history.
+    await expect(pause({ config, workflowId, client: env.client })).rejects.toMatchObject({
+      type: 'ControlRefused',
+      message: `${workflowId} refused pause: this migration has no backfill to pause (state awaiting-approval)`,
     });
-    await reject({ config, workflowId, client: env.client, by: 'pm', reason: 'not this week' });
+    expect((await status({ config, workflowId, client: env.client })).status.ignoredSignals).toEqual([]);
+    const answer = await reject({ config, workflowId, client: env.client, by: 'pm', reason: 'not this week' });
+    expect(answer.answer).toMatchObject({ accepted: true, verb: 'reject', state: 'awaiting-approval' });
     await expect(env.client.workflow.getHandle(workflowId).result()).resolves.toMatchObject({ outcome: 'rolled-back' });
   });
 });
