@@ -35,11 +35,14 @@ const WAIT_QUERY = `
  * Polls, on its own connection, what `pid` is waiting for, until stopped; returns the last wait
  * seen (lock_timeout cancels the wait, so it must be observed while it happens).
  */
-export function watchLockWaits(pool: pg.Pool, pid: number, intervalMs = 100): { stop(): Promise<LockWait | undefined> } {
+export function watchLockWaits(pool: pg.Pool, pid: number, intervalMs = 100): { ready: Promise<void>; stop(): Promise<LockWait | undefined> } {
   let last: LockWait | undefined;
   let running = true;
+  let connected: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (connected = resolve));
   const loop = (async () => {
     const client = await pool.connect().catch(() => undefined);
+    connected();
     if (!client) return;
     try {
       while (running) {
@@ -54,6 +57,7 @@ export function watchLockWaits(pool: pg.Pool, pid: number, intervalMs = 100): { 
     }
   })();
   return {
+    ready,
     async stop() {
       running = false;
       await loop;

@@ -127,7 +127,10 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
         // step rolls back whole; a CONCURRENTLY build leaves an INVALID index the retry drops).
         const cancelStatement = () => void cancelBackend(database, pid);
         signal.addEventListener('abort', cancelStatement);
-        const watcher = watchLockWaits(pools.pool(database), pid);
+        // Poll often enough to see a wait that lock_timeout ends, and only once the watcher's own
+        // connection is up: the operator is told who blocks even on the first attempt.
+        const watcher = watchLockWaits(pools.pool(database), pid, Math.max(10, Math.min(100, Number(config.defaults.lockTimeoutMs) / 4)));
+        await watcher.ready;
         try {
           const outcome = step.transactional ? await applyInTransaction(client, input) : await applyOutsideTransaction(client, input);
           await watcher.stop();
