@@ -44,16 +44,24 @@ export function watchLockWaits(pool: pg.Pool, pid: number, intervalMs = 100): { 
     const client = await pool.connect().catch(() => undefined);
     connected();
     if (!client) return;
+    // A checked-out client whose connection dies between polls (PostgreSQL restarting) emits
+    // 'error'; unheard, that would crash the worker mid-step instead of letting the step retry.
+    let broken: Error | undefined;
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
     try {
-      while (running) {
+      while (running && !broken) {
         const { rows } = await client.query<{ relation: string | null; lock_type: string; mode: string; blocked_by: Blocker[] }>(WAIT_QUERY, [pid]);
         if (rows[0]) last = { relation: rows[0].relation, lockType: rows[0].lock_type, mode: rows[0].mode, blockedBy: rows[0].blocked_by };
         await new Promise((r) => setTimeout(r, intervalMs));
       }
-    } catch {
+    } catch (err) {
       // Watching is best effort: a failed probe must never fail the migration step itself.
+      broken ??= err as Error;
     } finally {
-      client.release();
+      client.off('error', onError);
+      // A broken connection is destroyed, not handed back to the pool.
+      client.release(broken);
     }
   })();
   return {
