@@ -27,11 +27,10 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { BackfillPlan, BackfillSliceInput, BackfillSliceResult } from '../activities/backfill';
 import type { BackfillPacing } from '../lib/backfill';
-import { failureMessage, retryTransient } from './database-retry';
+import { failureMessage, QUICK_RETRY, retryTransient } from './database-retry';
 import {
   backfillProgressSignal,
   backfillStatusQuery,
@@ -46,12 +45,9 @@ import {
 } from './messages';
 import { PhasegateDatabase, PhasegateState } from './search-attributes';
 
-/** A few quick attempts absorb a blip; after that the workflow waits out transient faults itself, visibly. */
-const quickRetry: RetryPolicy = { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3 };
-
 const { prepareBackfill, finishBackfill } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
-  retry: quickRetry,
+  retry: QUICK_RETRY,
 });
 
 /**
@@ -64,7 +60,7 @@ const { backfillSlice } = proxyActivities<Activities>({
   heartbeatTimeout: '10 seconds',
   // Pause/cancel wait until the activity has really stopped: then no batch transaction is open.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: quickRetry,
+  retry: QUICK_RETRY,
 });
 
 const { stopBackfillSlices, readBackfillProgress } = proxyActivities<Activities>({
@@ -432,7 +428,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     if (next === 'finish') await retryTransient(() => finishBackfill({ database: input.database, backfillId: state.backfillId }), setWaiting);
   } catch (err) {
     outcome = 'failed';
-    error = isCancellation(err) ? 'cancelled' : describe(err);
+    error = isCancellation(err) ? 'cancelled' : failureMessage(err);
     await CancellationScope.nonCancellable(async () => {
       publishState();
       if (state.plan) await refreshFromCheckpoints().catch(() => undefined);
@@ -485,6 +481,3 @@ function throttleProblem(change: ThrottleInput): string | null {
   return null;
 }
 
-function describe(err: unknown): string {
-  return failureMessage(err);
-}

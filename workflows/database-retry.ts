@@ -5,6 +5,13 @@
  * Everything else is permanent and goes to the caller, which stops in `failed` for a person.
  */
 import { ApplicationFailure, isCancellation, sleep, TimeoutFailure } from '@temporalio/workflow';
+import type { RetryPolicy } from '@temporalio/common';
+
+/**
+ * The activities' own retry policy: a few quick attempts absorb a blip unseen; after that the
+ * workflow waits out a transient failure itself (retryTransient), visibly, without a maximum.
+ */
+export const QUICK_RETRY: RetryPolicy = { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3 };
 
 /** Activity failure types that are worth waiting out (activities/failures.ts sets them). */
 const TRANSIENT_TYPES = new Set(['TransientDatabaseError', 'LockTimeout', 'BackfillCheckpointMissing', 'TemporalUnavailable']);

@@ -29,9 +29,9 @@ export interface MigrateCarry {
   cursor: MigrateCursor;
   /** Indexes of the plan's steps this migration applied (in order), with the last approved gate before each. */
   applied: AppliedStep[];
-  control: BackfillControl;
   auditQueue: AuditEntry[];
-  runs: number;
+  /** The gate a person approved most recently (status.control and status.runs travel in status). */
+  approvedGate: AppliedStep['behindGate'];
 }
 
 /** Where the step loop stands: the step, and the phase of it that comes next. */

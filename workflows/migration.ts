@@ -19,12 +19,11 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
 import type { Activities, ApplyRevisionResult } from '../activities';
 import type { Plan, PlanStep } from '../lib/plan';
 import { backfill } from './backfill';
 import type { migrate } from './migrate';
-import { failureMessage, failureType, isTransientFailure, retryTransient } from './database-retry';
+import { failureMessage, failureType, isTransientFailure, QUICK_RETRY, retryTransient } from './database-retry';
 import { effectiveApprovers, ignoredReason, logEntry } from './gates';
 import { payloadProblem } from './input';
 import {
@@ -56,14 +55,9 @@ import {
 import { stateProblem, TERMINAL_STATES } from './migrate-states';
 import { PhasegateDatabase, PhasegatePhase, PhasegateState } from './search-attributes';
 
-/**
- * Short activities. A few quick attempts absorb a blip unseen; after that the workflow retries a
- * transient failure itself, forever, showing "waiting for database" in status.
- */
-const quickRetry: RetryPolicy = { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3 };
 const { planMigration, recordDecision, acquireMigrationLease, releaseMigrationLease, stampRevision } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
-  retry: quickRetry,
+  retry: QUICK_RETRY,
 });
 
 /**
@@ -75,7 +69,7 @@ const { applyRevision } = proxyActivities<Activities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '10 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: quickRetry,
+  retry: QUICK_RETRY,
 });
 
 /** A check has its own statement timeout (default 10 minutes); it heartbeats while it scans. */
@@ -83,7 +77,7 @@ const { runCheck } = proxyActivities<Activities>({
   startToCloseTimeout: '1 day',
   heartbeatTimeout: '20 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: quickRetry,
+  retry: QUICK_RETRY,
 });
 
 const MAX_APPROVAL_LOG = 100;
@@ -125,6 +119,8 @@ export class Migration {
   private backfillChild: ChildWorkflowHandle<typeof backfill> | null = null;
   private forwardedControl = 0;
   private leaseHeld: boolean;
+  /** The gate a person approved most recently in this migration: the line a rollback stops at. */
+  private approvedGate: AppliedStep['behindGate'];
 
   constructor(
     private readonly input: MigrateInput,
@@ -134,6 +130,7 @@ export class Migration {
     this.cursor = carried?.cursor ?? { step: 0, phase: 'gate' };
     this.applied = carried?.applied ?? [];
     this.auditQueue = carried?.auditQueue ?? [];
+    this.approvedGate = carried?.approvedGate ?? null;
     this.leaseHeld = carried !== undefined;
     this.status = carried?.status ?? {
       database: input.database,
@@ -152,7 +149,7 @@ export class Migration {
       check: null,
       backfill: null,
       backfillWorkflowId: null,
-      control: carried?.control ?? { paused: false, throttle: {}, version: 0 },
+      control: { paused: false, throttle: {}, version: 0 },
       auditErrors: [],
       error: null,
       runs: 0,
@@ -413,9 +410,8 @@ export class Migration {
       plan: this.plan!,
       cursor: this.cursor,
       applied: this.applied,
-      control: this.status.control,
       auditQueue: this.auditQueue,
-      runs: this.status.runs,
+      approvedGate: this.approvedGate,
     };
     await continueAsNew<typeof migrate>({ ...this.input, carried });
   }
@@ -437,7 +433,7 @@ export class Migration {
     stepState.state = result.outcome === 'already-applied' ? 'already-applied' : 'applied';
     stepState.durationMs = result.durationMs;
     if (!this.applied.some((a) => a.index === this.cursor.step)) {
-      this.applied.push({ index: this.cursor.step, stamped: !defer, behindGate: this.lastApprovedGate() });
+      this.applied.push({ index: this.cursor.step, stamped: !defer, behindGate: this.approvedGate });
     }
   }
 
@@ -525,16 +521,6 @@ export class Migration {
     return decision;
   }
 
-  private lastApprovedGate(): AppliedStep['behindGate'] {
-    for (let i = this.status.approvals.length - 1; i >= 0; i--) {
-      const a = this.status.approvals[i];
-      if (a.decision === 'approve' && a.accepted && a.by !== 'autoApprove' && a.gate) return { name: a.gate, by: a.by };
-    }
-    return this.protectedGate;
-  }
-  /** The last person-approved gate, kept even when the bounded approvals log has dropped it. */
-  private protectedGate: AppliedStep['behindGate'] = null;
-
   /** Waits at a step's gate until an accepted approval; a rejection rolls back or holds. */
   private async passGate(step: PlanStep): Promise<void> {
     const gate = step.gate!;
@@ -599,7 +585,7 @@ export class Migration {
       this.gateDecision = null;
       if (decision.decision === 'approve') {
         this.status.gate = null;
-        this.protectedGate = { name: gate.name, by: decision.by };
+        this.approvedGate = { name: gate.name, by: decision.by };
         return;
       }
       if (pending.onReject === 'hold') {
@@ -715,7 +701,7 @@ export class Migration {
     this.setState('rolling-back');
     const rollback = { reason, by, undone: [] as string[], kept: [] as Array<{ revision: string; reason: string }> };
     this.status.rollback = rollback;
-    const newestGate = this.lastApprovedGate();
+    const newestGate = this.approvedGate;
     const pending = [...this.applied].reverse();
     for (const [n, entry] of pending.entries()) {
       const step = plan.steps[entry.index];
