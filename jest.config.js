@@ -15,7 +15,7 @@ module.exports = {
       displayName: 'services',
       testEnvironment: 'node',
       transform,
-      testMatch: ['<rootDir>/test/{workflow,integration}/**/*.test.ts'],
+      testMatch: ['<rootDir>/test/{workflow,integration,faults}/**/*.test.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
       globalTeardown: '<rootDir>/test/global-teardown.ts',
     },
