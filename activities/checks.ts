@@ -215,3 +215,79 @@ export function createCheckActivities({ config, pools }: { config: PhasegateConf
   }
   return { runCheck };
 }
+
+/** SQLSTATEs of existing rows breaking a constraint (VALIDATE CONSTRAINT, ADD CONSTRAINT): check_violation, foreign_key_violation. */
+const VIOLATION_SQLSTATES = new Set(['23514', '23503']);
+/** How long describing the violating rows may take; past it the error keeps PostgreSQL's words only. */
+const EXPLAIN_TIMEOUT_MS = 60_000;
+
+interface ViolatedConstraint {
+  tbl: string;
+  contype: string;
+  expr: string | null;
+  cols: string[] | null;
+  reftbl: string | null;
+  refcols: string[] | null;
+  pk: string[] | null;
+}
+
+const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/**
+ * PostgreSQL reports one violating row of a failed VALIDATE CONSTRAINT (or none); an operator needs
+ * how many and which. When `err` is such a violation of a constraint in the catalog (a NOT VALID
+ * one), its failing rows are counted (capped, like a check) and a sample of their keys (primary
+ * key, else ctid) is appended to the error's `detail`, which the failure message carries. Read-only,
+ * under its own statement_timeout; any problem here leaves the error as it was. Returns `err`.
+ */
+export async function explainViolation(client: pg.ClientBase, err: unknown): Promise<unknown> {
+  const e = err as { code?: string; constraint?: string; table?: string; schema?: string; detail?: string } | null;
+  if (!e || !VIOLATION_SQLSTATES.has(e.code ?? '') || !e.constraint || !e.table) return err;
+  try {
+    const described = await withTransaction(client, async () => {
+      await client.query('SET TRANSACTION READ ONLY');
+      await client.query(`SET LOCAL statement_timeout = ${EXPLAIN_TIMEOUT_MS}`);
+      const names = (attrelid: string, keys: string) =>
+        `(SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(${keys}) WITH ORDINALITY AS k(attnum, ord) JOIN pg_attribute a ON a.attrelid = ${attrelid} AND a.attnum = k.attnum)`;
+      const found = await client.query<ViolatedConstraint>(
+        `SELECT format('%I.%I', n.nspname, t.relname) AS tbl, c.contype::text AS contype, pg_get_expr(c.conbin, c.conrelid) AS expr,
+                ${names('c.conrelid', 'c.conkey')} AS cols,
+                (SELECT format('%I.%I', rn.nspname, r.relname) FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE r.oid = c.confrelid) AS reftbl,
+                ${names('c.confrelid', 'c.confkey')} AS refcols,
+                (SELECT ${names('i.indrelid', 'i.indkey::int2[]')} FROM pg_index i WHERE i.indrelid = c.conrelid AND i.indisprimary) AS pk
+           FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+          WHERE c.conname = $1 AND t.relname = $2 AND n.nspname = coalesce($3, n.nspname) AND c.contype IN ('c', 'f')`,
+        [e.constraint, e.table, e.schema ?? null],
+      );
+      if (found.rows.length !== 1) return undefined;
+      const c = found.rows[0];
+      let where: string;
+      if (c.contype === 'c' && c.expr) {
+        where = `NOT (${c.expr})`;
+      } else if (c.contype === 'f' && c.cols && c.refcols && c.reftbl && c.cols.length === c.refcols.length) {
+        const cols = c.cols.map(quoteName);
+        const match = c.refcols.map((r, i) => `parent.${quoteName(r)} = child.${cols[i]}`).join(' AND ');
+        where = `${cols.map((col) => `child.${col} IS NOT NULL`).join(' AND ')} AND NOT EXISTS (SELECT 1 FROM ${c.reftbl} AS parent WHERE ${match})`;
+      } else {
+        return undefined;
+      }
+      const keys = c.pk && c.pk.length > 0 ? c.pk : ['ctid'];
+      const from = `FROM ${c.tbl} AS child WHERE ${where}`;
+      const sample = await client.query<Record<string, string>>(
+        `SELECT ${keys.map((k, i) => `child.${quoteName(k)}::text AS k${i}`).join(', ')} ${from} LIMIT ${CHECK_SAMPLE_SIZE}`,
+      );
+      let count = sample.rows.length;
+      if (count === CHECK_SAMPLE_SIZE) {
+        count = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 ${from} LIMIT ${CHECK_COUNT_CAP + 1}) AS capped`)).rows[0].n;
+      }
+      if (count === 0) return undefined;
+      const shown = sample.rows.map((row) => `(${keys.join(', ')})=(${keys.map((_, i) => row[`k${i}`] ?? 'null').join(', ')})`);
+      const counted = count > CHECK_COUNT_CAP ? `more than ${CHECK_COUNT_CAP} rows` : `${count} row${count === 1 ? '' : 's'}`;
+      return `${counted} of ${c.tbl} violate constraint "${e.constraint}"; ${count > shown.length ? `first ${shown.length} ` : ''}keys: ${shown.join(', ')}.`;
+    });
+    if (described) e.detail = e.detail ? `${e.detail} ${described}` : described;
+  } catch {
+    // Describing is a courtesy: the violation itself is what the operator must see.
+  }
+  return err;
+}

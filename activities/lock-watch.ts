@@ -35,8 +35,14 @@ const WAIT_QUERY = `
  * Polls, on its own connection, what `pid` is waiting for, until stopped; returns the last wait
  * seen (lock_timeout cancels the wait, so it must be observed while it happens).
  */
-export function watchLockWaits(pool: pg.Pool, pid: number, intervalMs = 100): { ready: Promise<void>; stop(): Promise<LockWait | undefined> } {
+export function watchLockWaits(
+  pool: pg.Pool,
+  pid: number,
+  intervalMs = 100,
+): { ready: Promise<void>; current(): LockWait | undefined; stop(): Promise<LockWait | undefined> } {
   let last: LockWait | undefined;
+  /** What the latest poll saw (undefined: not waiting right now). */
+  let now: LockWait | undefined;
   let running = true;
   let connected: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => (connected = resolve));
@@ -52,13 +58,15 @@ export function watchLockWaits(pool: pg.Pool, pid: number, intervalMs = 100): { 
     try {
       while (running && !broken) {
         const { rows } = await client.query<{ relation: string | null; lock_type: string; mode: string; blocked_by: Blocker[] }>(WAIT_QUERY, [pid]);
-        if (rows[0]) last = { relation: rows[0].relation, lockType: rows[0].lock_type, mode: rows[0].mode, blockedBy: rows[0].blocked_by };
+        now = rows[0] ? { relation: rows[0].relation, lockType: rows[0].lock_type, mode: rows[0].mode, blockedBy: rows[0].blocked_by } : undefined;
+        if (now) last = now;
         await new Promise((r) => setTimeout(r, intervalMs));
       }
     } catch (err) {
       // Watching is best effort: a failed probe must never fail the migration step itself.
       broken ??= err as Error;
     } finally {
+      now = undefined;
       client.off('error', onError);
       // A broken connection is destroyed, not handed back to the pool.
       client.release(broken);
@@ -66,6 +74,7 @@ export function watchLockWaits(pool: pg.Pool, pid: number, intervalMs = 100): { 
   })();
   return {
     ready,
+    current: () => (running ? now : undefined),
     async stop() {
       running = false;
       await loop;

@@ -17,6 +17,7 @@ import { describeLockWait, watchLockWaits, type LockWait } from './lock-watch';
 import { createPendingTable, MIGRATION_LOCK_KEY, pendingTableName, readHeads, sameHeads, writeHeads } from '../lib/version-table';
 import { deleteCheckpointsStatement, progressTableName } from '../lib/backfill';
 import { assertLeaseOwner } from './lease';
+import { explainViolation } from './checks';
 
 
 export interface MigrationDeps {
@@ -66,12 +67,47 @@ export interface ApplyRevisionResult {
 }
 
 
+/** The revision statement an error came from (set by runStatements), for the operator's message. */
+const FAILED_STATEMENT = Symbol('failedStatement');
+
+function tagStatement(statement: OpStatement): (err: unknown) => never {
+  return (err) => {
+    if (err && typeof err === 'object') (err as { [FAILED_STATEMENT]?: string })[FAILED_STATEMENT] = statement.sql;
+    throw err;
+  };
+}
+
+/** 57014 from statement_timeout (not a cancel: that says "due to user request"). */
+function isStatementTimeout(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === '57014' && /statement timeout/.test(e.message ?? '');
+}
+
+/**
+ * statement_timeout ended a statement: the same statement would run just as long again, so this is
+ * permanent; the message names the revision, the statement and the limit. A transactional step
+ * rolled back whole, so nothing of it stays applied.
+ */
+function statementTimedOut(err: unknown, step: PlanStep, timeoutMs: number): PhasegateError {
+  const sql = (err as { [FAILED_STATEMENT]?: string })[FAILED_STATEMENT];
+  const what = sql ? `statement \`${sql.length > 120 ? `${sql.slice(0, 117)}...` : sql}\`` : 'a statement';
+  const undone = step.transactional ? 'its transaction was rolled back, nothing of it was applied' : 'statements before it stay applied (the step is not transactional)';
+  return new PhasegateError(
+    'StatementTimeout',
+    `revision ${step.revision}: ${what} ran longer than statement_timeout (${timeoutMs} ms) and was cancelled; ${undone}. ` +
+      'Raise defaults.statementTimeoutMs (0 = no limit) or make the step cheaper, then send retry',
+    { details: { revision: step.revision, statement: sql ?? null, statementTimeoutMs: timeoutMs, sqlstate: '57014' } },
+  );
+}
+
 export function createMigrationActivities({ config, pools, log }: MigrationDeps) {
   async function planMigration(input: PlanMigrationInput): Promise<Plan> {
     const directory = migrationsDirectoryFor(config, input.database);
     const revisions = loadRevisionDirectory(directory);
-    const currentHeads = await withClient(pools.pool(input.database), (client) => readHeads(client, config));
-    const plan = await buildPlan({ ...input, revisions, currentHeads, lockRetry: config.defaults.lockRetry });
+    // The catalog check reads the same connection: unknown tables, columns or a backfill that does not compile are refused here.
+    const plan = await withClient(pools.pool(input.database), async (client) =>
+      buildPlan({ ...input, revisions, currentHeads: await readHeads(client, config), lockRetry: config.defaults.lockRetry, catalog: async (sql, params) => (await client.query(sql, params)).rows }),
+    );
     const approvers = databaseFor(config, input.database).approvers;
     if (approvers) plan.approvers = approvers;
     await checkBackfillKeys(input.database, plan);
@@ -116,8 +152,11 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
       );
     }
     // Keep the activity visibly alive while a long statement (VALIDATE, CONCURRENTLY) runs; the
-    // heartbeat is also how a cancel reaches this activity.
-    const beat = setInterval(() => heartbeat({ revision: step.revision }), 2_000);
+    // heartbeat is also how a cancel reaches this activity. Its details say what the statement waits
+    // for right now (a CONCURRENTLY build waiting for an old snapshot has no lock_timeout to end it),
+    // so the pending activity names the blocker while it waits.
+    let waitingNow: () => string | null = () => null;
+    const beat = setInterval(() => heartbeat({ revision: step.revision, waiting: waitingNow() }), 2_000);
     const signal = cancellationSignal();
     try {
       return await withClient(pools.pool(database), async (client) => {
@@ -125,12 +164,19 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
         const pid = rows[0].pid;
         // Cancel = stop safely: the running statement is cancelled in PostgreSQL (a transactional
         // step rolls back whole; a CONCURRENTLY build leaves an INVALID index the retry drops).
-        const cancelStatement = () => void cancelBackend(database, pid);
+        // The cancel is awaited before this connection goes back to the pool: a late one must land
+        // on this session (idle by then: no effect), never on the next statement of whoever reuses it.
+        let cancelling: Promise<void> = Promise.resolve();
+        const cancelStatement = () => (cancelling = cancelBackend(database, pid));
         signal.addEventListener('abort', cancelStatement);
         // Poll often enough to see a wait that lock_timeout ends, and only once the watcher's own
         // connection is up: the operator is told who blocks even on the first attempt.
         const watcher = watchLockWaits(pools.pool(database), pid, Math.max(10, Math.min(100, Number(config.defaults.lockTimeoutMs) / 4)));
         await watcher.ready;
+        waitingNow = () => {
+          const wait = watcher.current();
+          return wait ? describeLockWait(wait) : null;
+        };
         try {
           const outcome = step.transactional ? await applyInTransaction(client, input) : await applyOutsideTransaction(client, input);
           await watcher.stop();
@@ -139,7 +185,8 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
         } catch (err) {
           const lockWait = await watcher.stop();
           if (signal.aborted) throw new CancelledFailure(`revision ${step.revision}: cancelled; its statement was cancelled in PostgreSQL, nothing of it was recorded`);
-          if ((err as { code?: string }).code !== '55P03') throw err;
+          if (isStatementTimeout(err)) throw statementTimedOut(err, step, Number(config.defaults.statementTimeoutMs));
+          if ((err as { code?: string }).code !== '55P03') throw await explainViolation(client, err);
           const waiting = describeLockWait(lockWait);
           log.warn({ database, revision: step.revision, lockWait }, `lock_timeout: ${waiting}`);
           return {
@@ -150,7 +197,9 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
             ...(lockWait ? { lockWait } : {}),
           };
         } finally {
+          waitingNow = () => null;
           signal.removeEventListener('abort', cancelStatement);
+          await cancelling;
         }
       });
     } finally {
@@ -218,13 +267,13 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
         // locks) would only make it fail, leave an INVALID index and start over, forever.
         await client.query('SET lock_timeout = 0');
         try {
-          await client.query(statement.sql, statement.params ?? []);
+          await client.query(statement.sql, statement.params ?? []).catch(tagStatement(statement));
         } finally {
           await client.query(`SET lock_timeout = ${Number(config.defaults.lockTimeoutMs)}`);
         }
         continue;
       }
-      await client.query(statement.sql, statement.params ?? []);
+      await client.query(statement.sql, statement.params ?? []).catch(tagStatement(statement));
     }
   }
 
@@ -274,14 +323,30 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
 
   /** DDL and version row commit together: a crash leaves either both or neither. */
   async function applyInTransaction(client: pg.ClientBase, input: ApplyRevisionInput): Promise<ApplyRevisionResult['outcome']> {
-    return withTransaction(client, async () => {
+    const outcome = await withTransaction(client, async () => {
       await setTimeouts(client, 'LOCAL');
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
-      if ((await stepState(client, input)) === 'done') return 'already-applied';
+      if ((await stepState(client, input)) === 'done') return 'already-applied' as const;
       await runStatements(client, input.step);
       await record(client, input);
-      return 'applied';
+      return 'applied' as const;
     });
+    await pauseAfterCommitForTests(input.step.revision, outcome);
+    return outcome;
+  }
+
+  /**
+   * Fault-injection point, test-only (test/faults/worker-kill.test.ts): with
+   * PHASEGATE_TEST_PAUSE_AFTER_COMMIT_MS set in the worker's environment, a transactional step
+   * waits that long after its COMMIT (statements and version row are durable) and before the
+   * activity completes, so a test can SIGKILL the worker in exactly that window. A no-op unless set;
+   * never set it in production.
+   */
+  async function pauseAfterCommitForTests(revision: string, outcome: ApplyRevisionResult['outcome']): Promise<void> {
+    const ms = Number(process.env.PHASEGATE_TEST_PAUSE_AFTER_COMMIT_MS ?? 0);
+    if (!(ms > 0) || outcome !== 'applied') return;
+    log.warn({ revision, ms }, `fault injection: PHASEGATE_TEST_PAUSE_AFTER_COMMIT_MS, revision ${revision} committed, pausing before the activity completes`);
+    await new Promise((resolve) => setTimeout(resolve, ms));
   }
 
   /**

@@ -3,7 +3,8 @@
  * `throttle`. Each sends the same plain-JSON signal the Temporal UI or `temporal workflow signal`
  * would send to workflow `migrate-<database>`, so all three ways behave alike.
  */
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type {
   AbandonInput,
   ApproveInput,
@@ -65,8 +66,29 @@ export async function status(options: ControlOptions = {}): Promise<StatusResult
         .catch(() => null);
       if (live) current.backfill = live;
     }
+    // A step that waits inside one statement (a CONCURRENTLY build waiting for an old snapshot has
+    // no lock_timeout to end it) says what it waits for in its heartbeat, not in workflow state.
+    if (current.state === 'applying' && !current.waiting) {
+      const waiting = stepHeartbeatWaiting(description);
+      if (waiting) current.waiting = waiting;
+    }
     return { workflowId, execution: description.status.name, status: current };
   });
+}
+
+/** The `waiting` text of a running applyRevision's latest heartbeat (activities/migrations.ts). */
+function stepHeartbeatWaiting(description: WorkflowExecutionDescription): string | undefined {
+  for (const activity of description.raw.pendingActivities ?? []) {
+    const payload = activity.activityType?.name === 'applyRevision' ? activity.heartbeatDetails?.payloads?.[0] : undefined;
+    if (!payload) continue;
+    try {
+      const details = defaultPayloadConverter.fromPayload<{ waiting?: string | null }>(payload);
+      if (details?.waiting) return details.waiting;
+    } catch {
+      // Details of another shape (an older worker): nothing to show.
+    }
+  }
+  return undefined;
 }
 
 export interface SignalResult {
