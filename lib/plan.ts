@@ -5,7 +5,8 @@
  */
 import path from 'node:path';
 import { PhasegateError } from './errors';
-import { recordOps, type OpStatement } from './ops';
+import { recordOps, type Op, type OpStatement } from './ops';
+import { qualified, quoteIdent } from './sql';
 import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { BackfillSpec, CheckSpec, DurationSpec, GateSpec } from './revision';
@@ -73,7 +74,17 @@ export interface BuildPlanInput {
   target: string;
   direction: Direction;
   lockRetry?: LockRetrySettings;
+  /**
+   * The target database's catalog (the plan activity passes its connection): every table and
+   * column an op or a backfill names must exist there or be created by an earlier op of the plan,
+   * and a backfill's expressions must compile, so a typo is refused before anything is applied.
+   * Offline (`--sql`) plans have none.
+   */
+  catalog?: CatalogQuery;
 }
+
+/** One read-only statement on the target database, rows only. */
+export type CatalogQuery = (sql: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>;
 
 export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
   const graph = RevisionGraph.build(input.revisions.map((r) => r.node));
@@ -93,11 +104,13 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
       : graph.downgradePath(input.currentHeads, input.target);
   const byId = new Map(input.revisions.map((r) => [r.node.id, r]));
   const steps: PlanStep[] = [];
+  const catalog = input.catalog ? new CatalogCheck(input.catalog, input.database) : null;
   let heads = [...input.currentHeads];
   for (const id of ids) {
     const revision = byId.get(id)!;
     const headsAfter = graph.headsAfter(heads, id, input.direction);
-    const step = await renderStep(revision, input.direction, heads, headsAfter);
+    const calls: OpCall[] = [];
+    const step = await renderStep(revision, input.direction, heads, headsAfter, calls);
     if (input.direction === 'upgrade') {
       Object.assign(step, phaseHooks(revision));
       // The way back, rendered now so a rollback after a rejection never reads files again.
@@ -108,6 +121,7 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
         step.rollbackError = `downgrade of ${id} cannot be rendered: ${(err as Error).message}`;
       }
     }
+    await catalog?.step(revision, calls, step.backfill);
     steps.push(step);
     heads = headsAfter;
   }
@@ -121,10 +135,10 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
   };
 }
 
-async function renderStep(revision: LoadedRevision, direction: Direction, headsBefore: string[], headsAfter: string[]): Promise<PlanStep> {
+async function renderStep(revision: LoadedRevision, direction: Direction, headsBefore: string[], headsAfter: string[], calls?: OpCall[]): Promise<PlanStep> {
   const id = revision.node.id;
   const fn = direction === 'upgrade' ? revision.module.upgrade : revision.module.downgrade;
-  const ops = await recordOps(fn.bind(revision.module));
+  const ops = await recordOps((op) => fn.call(revision.module, calls ? spyOn(op, calls) : op));
   const transactional = revision.module.transactional !== false;
   const outside = ops.filter((o) => o.nonTransactional);
   if (transactional && outside.length > 0) {
@@ -161,6 +175,21 @@ function phaseHooks(revision: LoadedRevision): Pick<PlanStep, 'gate' | 'backfill
     if (remindAfter !== undefined) planned.remindAfterMs = durationMs(revision, 'gate.remindAfter', remindAfter);
     if (expireAfter !== undefined) planned.expireAfterMs = durationMs(revision, 'gate.expireAfter', expireAfter);
   }
+  if (backfill) {
+    // PostgreSQL would silently truncate a longer name and then walk or set another column.
+    const names = [['backfill.table', backfill.table], ...[backfill.key ?? []].flat().map((k) => ['backfill.key', k]), ...Object.keys(backfill.set ?? {}).map((c) => ['backfill.set', c])];
+    for (const [field, name] of names) {
+      const parts = typeof name === 'string' ? (field === 'backfill.table' ? name.split('.') : [name]) : [];
+      const long = parts.find((part) => utf8.encode(part).length > MAX_IDENTIFIER_BYTES);
+      if (long !== undefined) {
+        throw new PhasegateError(
+          'InvalidRevision',
+          `${path.basename(revision.file)}: ${field} name "${long}" is longer than ${MAX_IDENTIFIER_BYTES} bytes; PostgreSQL would truncate it, so use the real (shorter) name`,
+          { details: { revision: revision.node.id, field } },
+        );
+      }
+    }
+  }
   return {
     ...(planned ? { gate: planned } : {}),
     ...(backfill ? { backfill } : {}),
@@ -183,4 +212,198 @@ function durationMs(revision: LoadedRevision, field: string, value: DurationSpec
     );
   }
   return ms;
+}
+
+const MAX_IDENTIFIER_BYTES = 63;
+const utf8 = new TextEncoder();
+
+/** One call a revision made on `op`, with its arguments as given. */
+interface OpCall {
+  method: string;
+  args: unknown[];
+}
+
+/** `op` as the revision sees it, noting every method call (the op itself still records and validates it). */
+function spyOn(op: Op, calls: OpCall[]): Op {
+  return new Proxy(op, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof prop !== 'string' || typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push({ method: prop, args });
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+/** SQLSTATEs that say the database is busy or going away, not that the expression is wrong. */
+const NOT_THE_EXPRESSION = /^(08|53|57|40|55P03)/;
+
+/**
+ * The plan against the live catalog, step by step: each table and column an op or backfill names
+ * exists, or an earlier op of the plan creates it. Conservative: after an `op.sql` (which may
+ * create anything) the rest of the plan is not checked, and a column of a table the plan creates is
+ * never questioned.
+ */
+class CatalogCheck {
+  /** The revision whose raw SQL makes the rest of the plan unknowable. */
+  private opaque = false;
+  /** Tables (as `qualified()` renders them) that the plan creates or renames to. */
+  private readonly created = new Set<string>();
+  /** Columns the plan adds (or renames to), per table. */
+  private readonly added = new Map<string, Set<string>>();
+  private readonly tables = new Map<string, boolean>();
+
+  constructor(
+    private readonly query: CatalogQuery,
+    private readonly database: string,
+  ) {}
+
+  async step(revision: LoadedRevision, calls: OpCall[], backfill: BackfillSpec | undefined): Promise<void> {
+    const where = `${path.basename(revision.file)} (revision ${revision.node.id})`;
+    const str = (v: unknown): v is string => typeof v === 'string' && v !== '';
+    for (const { method, args } of calls) {
+      if (this.opaque) return;
+      const [a, b, c, d, e] = args;
+      const op = `op.${method}`;
+      switch (method) {
+        case 'sql':
+          this.opaque = true;
+          break;
+        case 'createTable':
+          if (str(a)) this.created.add(qualified(a));
+          break;
+        case 'renameTable':
+          if (str(a) && str(b)) {
+            const to = b.includes('.') || !a.includes('.') ? b : `${a.split('.')[0]}.${b}`;
+            // A retry after the rename committed finds only the new name.
+            if (!(await this.hasTable(to))) await this.needTable(where, op, a);
+            this.created.add(qualified(to));
+          }
+          break;
+        case 'addColumn':
+          await this.needTable(where, op, a);
+          if (str(a) && str(b)) this.addColumn(a, b);
+          break;
+        case 'dropColumn':
+        case 'addCheck':
+        case 'validateConstraint':
+        case 'dropConstraint':
+          await this.needTable(where, op, a);
+          break;
+        case 'createTrigger':
+          await this.needTable(where, op, b);
+          break;
+        case 'renameColumn':
+          await this.needTable(where, op, a);
+          if (str(a) && str(b) && str(c)) {
+            if (!(await this.hasColumn(a, c))) await this.needColumn(where, op, a, b);
+            this.addColumn(a, c);
+          }
+          break;
+        case 'alterColumn':
+        case 'setNotNull':
+        case 'dropNotNull':
+          await this.needTable(where, op, a);
+          await this.needColumn(where, op, a, b);
+          break;
+        case 'createIndex':
+          await this.needTable(where, op, b);
+          if (Array.isArray(c)) for (const column of c) await this.needColumn(where, op, b, column);
+          break;
+        case 'addUnique':
+          await this.needTable(where, op, a);
+          if (Array.isArray(c)) for (const column of c) await this.needColumn(where, op, a, column);
+          break;
+        case 'addForeignKey':
+          await this.needTable(where, op, a);
+          if (Array.isArray(c)) for (const column of c) await this.needColumn(where, op, a, column);
+          await this.needTable(where, op, d);
+          if (Array.isArray(e)) for (const column of e) await this.needColumn(where, op, d, column);
+          break;
+      }
+    }
+    if (backfill && !this.opaque) await this.checkBackfill(where, backfill);
+  }
+
+  private addColumn(table: string, column: string): void {
+    const key = qualified(table);
+    if (!this.added.has(key)) this.added.set(key, new Set());
+    this.added.get(key)!.add(column);
+  }
+
+  private async hasTable(table: string): Promise<boolean> {
+    const key = qualified(table);
+    if (this.created.has(key)) return true;
+    if (!this.tables.has(key)) {
+      const rows = await this.query('SELECT to_regclass($1) IS NOT NULL AS found', [key]);
+      this.tables.set(key, rows[0]?.found === true);
+    }
+    return this.tables.get(key)!;
+  }
+
+  private async hasColumn(table: string, column: string): Promise<boolean> {
+    const key = qualified(table);
+    if (this.created.has(key) || this.added.get(key)?.has(column)) return true;
+    if (!(await this.hasTable(table))) return false;
+    const rows = await this.query(
+      'SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped) AS found',
+      [key, column],
+    );
+    return rows[0]?.found === true;
+  }
+
+  private async needTable(where: string, op: string, table: unknown): Promise<void> {
+    if (typeof table !== 'string' || table === '' || (await this.hasTable(table))) return;
+    throw new PhasegateError(
+      'UnknownTable',
+      `${where}: ${op} names table ${JSON.stringify(table)}, which does not exist in database "${this.database}" and which no earlier step of this ` +
+        'migration creates. Fix the name in the revision file (schema-qualify it if it is not on the search_path) and start the migration again; nothing was changed',
+      { details: { table } },
+    );
+  }
+
+  private async needColumn(where: string, op: string, table: unknown, column: unknown): Promise<void> {
+    if (typeof table !== 'string' || typeof column !== 'string' || column === '' || (await this.hasColumn(table, column))) return;
+    throw new PhasegateError(
+      'UnknownColumn',
+      `${where}: ${op} names column ${JSON.stringify(column)} of table ${JSON.stringify(table)}, which does not exist in database "${this.database}" and ` +
+        'which no earlier step of this migration adds. Fix the name in the revision file and start the migration again; nothing was changed',
+      { details: { table, column } },
+    );
+  }
+
+  /** The backfill's table and columns exist (or come earlier in the plan), and its UPDATE compiles. */
+  private async checkBackfill(where: string, spec: BackfillSpec): Promise<void> {
+    if (typeof spec.table !== 'string' || !spec.set || typeof spec.set !== 'object') return;
+    await this.needTable(where, 'backfill', spec.table);
+    const columns = Object.keys(spec.set);
+    for (const column of columns) await this.needColumn(where, 'backfill.set', spec.table, column);
+    const key = qualified(spec.table);
+    // With a table or column the plan itself adds, only a syntax error is certain now.
+    const planMade = this.created.has(key) || columns.some((c) => this.added.get(key)?.has(c));
+    const assignments = Object.entries(spec.set).map(([column, expression]) => `${quoteIdent(column)} = (${String(expression)})`);
+    const update = `UPDATE ${key} SET ${assignments.join(', ')}${spec.where ? ` WHERE (${spec.where})` : ''}`;
+    let failure: { code?: string; message?: string } | null = null;
+    await this.query('BEGIN');
+    try {
+      await this.query("SET LOCAL lock_timeout = '2s'");
+      await this.query("SET LOCAL statement_timeout = '10s'");
+      await this.query(`EXPLAIN ${update}`);
+    } catch (err) {
+      failure = err as { code?: string; message?: string };
+    } finally {
+      await this.query('ROLLBACK');
+    }
+    if (!failure) return;
+    if (typeof failure.code !== 'string' || NOT_THE_EXPRESSION.test(failure.code)) return;
+    if (planMade && failure.code !== '42601') return;
+    throw new PhasegateError(
+      'InvalidBackfillSpec',
+      `${where}: its backfill of ${spec.table} does not compile: ${failure.message} (SQLSTATE ${failure.code}). Fix the revision's backfill ` +
+        `(set: ${JSON.stringify(spec.set)}${spec.where ? `, where: ${JSON.stringify(spec.where)}` : ''}) and start the migration again; nothing was changed`,
+      { details: { table: spec.table, sqlstate: failure.code } },
+    );
+  }
 }

@@ -134,6 +134,13 @@ async function runMigrateCommand(direction: Direction, options: MigrateCommandOp
       'downgrade needs a target: a revision id, -1 (one step down) or base (everything); `phasegate history` lists the revisions',
     );
   }
+  // The workflow refuses a longer one too; saying so here keeps a pasted blob out of every message.
+  if (target.length > 500) {
+    throw new PhasegateError(
+      'InvalidTarget',
+      `the target is ${target.length} characters long; give a revision id, head, heads, base, +N, -N or <label>@head (at most 500 characters)`,
+    );
+  }
   return options.sql
     ? renderScript(project, database, direction, target)
     : runOnline(project, database, direction, target, options);

@@ -30,8 +30,24 @@ export function createTable(name: string, define: TableBuilder): RecordedOp {
       if (constraint) return unlessConstraintExists(table, constraint[1].replace(/""/g, '"'), inlineParams({ sql, params: s.bindings as unknown[] }));
       return { sql, params: s.bindings as unknown[] };
     });
+  // knex quotes column, index and constraint names (its generated ones included) but never checks
+  // their length: PostgreSQL would truncate a long one, and the retry's catalog check by name fail.
+  for (const { sql } of statements) {
+    for (const [, quoted] of sql.replace(/'(?:[^']|'')*'/g, "''").matchAll(/"((?:[^"]|"")*)"/g)) {
+      const name = quoted.replace(/""/g, '"');
+      if (utf8.encode(name).length > 63) {
+        throw new InvalidOpError(
+          'createTable',
+          `${table.text}: name "${name}" is longer than 63 bytes; PostgreSQL would truncate it, so pick a shorter name ` +
+            "(name knex's generated indexes and constraints yourself, e.g. t.unique(['col'], { indexName: 'short_key' }))",
+        );
+      }
+    }
+  }
   return { kind: 'createTable', description: `create table ${table.text}`, statements };
 }
+
+const utf8 = new TextEncoder();
 
 export function dropTable(name: string): RecordedOp {
   const table = tableRef('dropTable', 'table name', name);
