@@ -26,9 +26,22 @@ const migrateInputSchema = z.strictObject(
       .string({ error: '"target" must be a string: a revision id, "head", "heads", "base", "+N", "-N" or "<label>@head"' })
       .trim()
       .min(1, { error: '"target" must not be empty' })
+      .max(500, { error: '"target" is longer than 500 characters: give a revision id, "head", "heads", "base", "+N", "-N" or "<label>@head"' })
       .optional(),
     direction: z.enum(['upgrade', 'downgrade'], { error: '"direction" must be "upgrade" or "downgrade"' }).optional(),
     autoApprove: z.boolean({ error: '"autoApprove" must be true or false (a JSON boolean, not a string)' }).optional(),
+    continueAsNewAfterEvents: z
+      .number({ error: '"continueAsNewAfterEvents" must be a number of history events' })
+      .int({ error: '"continueAsNewAfterEvents" must be a whole number' })
+      .min(20, { error: '"continueAsNewAfterEvents" must be at least 20 (a new run starts with a few events of its own)' })
+      .max(50_000, { error: '"continueAsNewAfterEvents" must be at most 50000 (Temporal caps a history at 51200 events)' })
+      .optional(),
+    backfillContinueAsNewAfterCalls: z
+      .number({ error: '"backfillContinueAsNewAfterCalls" must be a number of slice calls' })
+      .int({ error: '"backfillContinueAsNewAfterCalls" must be a whole number' })
+      .min(1, { error: '"backfillContinueAsNewAfterCalls" must be at least 1' })
+      .max(100_000, { error: '"backfillContinueAsNewAfterCalls" must be at most 100000' })
+      .optional(),
     carried: z.record(z.string(), z.unknown()).optional(),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? undefined : 'the input must be a JSON object like {"database":"default","target":"head"}') },

@@ -15,6 +15,16 @@ export interface MigrateInput {
   direction?: Direction;
   /** Approve every gate automatically (recorded as approved by `autoApprove`): non-production only. */
   autoApprove?: boolean;
+  /**
+   * Continue as new once a run's history holds this many events (20–50000), besides whenever
+   * Temporal suggests it: at the next safe point — between steps, while waiting at a gate, or while
+   * `failed`/`blocked` waits for a person (never during a backfill or a rollback). Every approval,
+   * pause, throttle, progress and failure travels to the new run. Kept across runs. Default: only
+   * when Temporal suggests it (very long migrations; small values are for tests).
+   */
+  continueAsNewAfterEvents?: number;
+  /** The backfill children continue as new after this many slice calls per run (1–100000; default 1000). Kept across runs. */
+  backfillContinueAsNewAfterCalls?: number;
   /** Set by the workflow itself when it continues as new; leave it out when starting one. */
   carried?: MigrateCarry;
 }

@@ -46,7 +46,7 @@ export async function migrate(rawInput: MigrateInput): Promise<MigrateResult> {
       type: 'InvalidInput',
       nonRetryable: true,
       message:
-        `invalid migrate input ${JSON.stringify(rawInput) ?? 'undefined'}: ${problems.join('; ')}. ` +
+        `invalid migrate input ${shorten(JSON.stringify(rawInput) ?? 'undefined')}: ${problems.join('; ')}. ` +
         'Expected e.g. {"database":"default","target":"head","direction":"upgrade"}',
       details: [{ problems }],
     });
@@ -63,7 +63,7 @@ export async function migrate(rawInput: MigrateInput): Promise<MigrateResult> {
       description,
       validator: (...args: A) => {
         const problem = payloadProblem(verb, args[0]) ?? migration.problem(verb, args[0]);
-        if (problem) throw new Error(problem);
+        if (problem && !migration.auditsRefusal(verb, args[0])) throw new Error(problem);
       },
     });
   };
@@ -80,4 +80,9 @@ export async function migrate(rawInput: MigrateInput): Promise<MigrateResult> {
   });
 
   return migration.run();
+}
+
+/** An echoed input stays readable (and small in history) however big the input was. */
+function shorten(text: string, max = 300): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
 }

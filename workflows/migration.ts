@@ -5,9 +5,11 @@
  */
 import {
   ActivityCancellationType,
+  ApplicationFailure,
   allHandlersFinished,
   CancellationScope,
   condition,
+  ContinueAsNew,
   continueAsNew,
   isCancellation,
   log,
@@ -97,6 +99,9 @@ class Stop extends Error {
   }
 }
 
+/** A failure carried into this run by continue-as-new while it waited for a person: wait again, do not re-run. */
+class CarriedFailure extends Error {}
+
 /** A permanent failure the workflow itself detects (a failed check, exhausted lock retries). */
 class StepFailure extends Error {
   constructor(
@@ -166,9 +171,25 @@ export class Migration {
     const inState = stateProblem(verb, { status: this.status, backfillAhead, appliedCount: this.applied.length });
     if (inState) return inState;
     if (verb === 'approve' || verb === 'reject') {
-      return ignoredReason({ decision: verb, ...(payload as ApproveInput & RejectInput) }, this.status.gate);
+      const reason = ignoredReason({ decision: verb, ...(payload as ApproveInput & RejectInput) }, this.status.gate);
+      // A second decision that arrives before the loop acted on the first (same activation) changes nothing.
+      if (reason === null && this.gateDecision) {
+        return `gate "${this.status.gate!.name}" already has a decision (${this.gateDecision.decision} by ${this.gateDecision.by}) that the workflow is acting on; this ${verb} changes nothing`;
+      }
+      return reason;
     }
     return null;
+  }
+
+  /**
+   * A well-formed approve/reject at the waiting gate from someone not on its approver list: its
+   * Update passes the validator so that it enters history and is audited, and the handler refuses it.
+   */
+  auditsRefusal(verb: ControlVerb, payload: unknown): boolean {
+    const gate = this.status.gate;
+    if ((verb !== 'approve' && verb !== 'reject') || !gate?.approvers || payloadProblem(verb, payload) !== null) return false;
+    const p = payload as ApproveInput;
+    return (p.gate === undefined || p.gate === gate.name) && !gate.approvers.includes(p.by) && this.problem(verb, payload) !== null;
   }
 
   /** Handles a control signal or Update. Never throws for a signal: what does not fit is recorded. */
@@ -186,8 +207,9 @@ export class Migration {
       this.accept(verb, payload as Record<string, unknown> | undefined);
     }
     if (problem) {
-      // Validators already refused a bad Update; this is a signal, and it stays ignored.
-      if (via === 'update') throw new Error(problem);
+      // Validators already refused a bad Update (except a non-approver's decision, recorded above and
+      // refused here, so it is audited); this is a signal, and it stays ignored.
+      if (via === 'update') throw ApplicationFailure.create({ type: 'ControlRefused', message: problem, nonRetryable: true });
       return { accepted: true, verb, state: this.status.state, message: `ignored: ${problem}` };
     }
     return { accepted: true, verb, state: this.status.state, message: `${verb} accepted in state ${this.status.state}` };
@@ -271,6 +293,8 @@ export class Migration {
       await this.finish();
       return result;
     } catch (err) {
+      // Continue-as-new is not a failure: the lease, the state and the audit go on in the next run.
+      if (err instanceof ContinueAsNew) throw err;
       this.status.waiting = null;
       if (isCancellation(err)) {
         // Stop safely: the statement was cancelled, the backfill stopped after its batch; keep the rest.
@@ -401,8 +425,16 @@ export class Migration {
     }
   }
 
+  /** Temporal suggests it, or this run's history reached the input's `continueAsNewAfterEvents`. */
+  private continueAsNewDue(): boolean {
+    const info = workflowInfo();
+    const after = this.input.continueAsNewAfterEvents;
+    return info.continueAsNewSuggested || (after !== undefined && info.historyLength >= after);
+  }
+
+  /** Called at safe points only (between steps, at a gate, waiting in failed/blocked): nothing is in flight. */
   private async continueAsNewIfSuggested(): Promise<void> {
-    if (!workflowInfo().continueAsNewSuggested) return;
+    if (!this.continueAsNewDue()) return;
     await condition(() => this.auditQueue.length === 0);
     await condition(allHandlersFinished);
     const carried: MigrateCarry = {
@@ -478,15 +510,18 @@ export class Migration {
     for (;;) {
       const resumeState = this.status.state;
       try {
+        // A failure is cleared once a person decides, so one found here came with continue-as-new.
+        if (this.status.failure?.revision === step.revision && kind !== 'rollback') throw new CarriedFailure();
         return await fn();
       } catch (err) {
         if (isCancellation(err) || err instanceof Stop) throw err;
+        const carried = err instanceof CarriedFailure ? this.status.failure : null;
         const own = err instanceof StepFailure ? err : null;
-        const failureKind = own?.kind ?? kind;
+        const failureKind = carried?.kind ?? own?.kind ?? kind;
         const blocked = failureKind === 'lock';
         stepState.state = 'failed';
         this.status.waiting = null;
-        this.status.failure = {
+        this.status.failure = carried ?? {
           kind: failureKind,
           revision: step.revision,
           message: own?.message ?? failureMessage(err),
@@ -496,8 +531,9 @@ export class Migration {
         };
         this.status.error = this.status.failure.message;
         this.setState(blocked ? 'blocked' : 'failed');
-        log.warn(`migration ${blocked ? 'blocked' : 'failed'} at ${step.revision}: ${this.status.failure.message}`);
-        const decision = await this.awaitOperator();
+        if (!carried) log.warn(`migration ${blocked ? 'blocked' : 'failed'} at ${step.revision}: ${this.status.failure.message}`);
+        // A rollback's progress lives in this run's stack: never continue as new in the middle of one.
+        const decision = await this.awaitOperator(kind !== 'rollback');
         this.status.failure = null;
         this.status.error = null;
         if (decision.verb === 'retry') {
@@ -513,9 +549,14 @@ export class Migration {
     }
   }
 
-  private async awaitOperator(): Promise<OperatorDecision> {
+  private async awaitOperator(mayContinueAsNew: boolean): Promise<OperatorDecision> {
     this.operatorDecision = null;
-    await condition(() => this.operatorDecision !== null);
+    for (;;) {
+      await condition(() => this.operatorDecision !== null || (mayContinueAsNew && this.continueAsNewDue()));
+      if (this.operatorDecision !== null) break;
+      // The failure (with its step, kind and options) travels in status; the next run waits again.
+      await this.continueAsNewIfSuggested();
+    }
     const decision = this.operatorDecision!;
     this.operatorDecision = null;
     return decision;
@@ -555,7 +596,7 @@ export class Migration {
         (d): d is number => typeof d === 'number',
       );
       const next = deadlines.length ? Math.min(...deadlines) : undefined;
-      const woken = () => this.gateDecision !== null || this.operatorDecision !== null || workflowInfo().continueAsNewSuggested;
+      const woken = () => this.gateDecision !== null || this.operatorDecision !== null || this.continueAsNewDue();
       const decided = next === undefined ? (await condition(woken), true) : await condition(woken, Math.max(1, next - Date.now()));
       if (this.operatorDecision?.verb === 'abandon') {
         const { by, reason } = this.operatorDecision;
@@ -625,6 +666,7 @@ export class Migration {
           parentWorkflowId,
           backfillId: backfillIdFor(step.revision),
           ...(step.backfill!.sliceCallMs !== undefined ? { sliceCallMs: step.backfill!.sliceCallMs } : {}),
+          ...(this.input.backfillContinueAsNewAfterCalls !== undefined ? { maxSliceCallsBeforeContinueAsNew: this.input.backfillContinueAsNewAfterCalls } : {}),
           initialControl: { paused: control.paused, throttle: control.throttle },
         },
       ],
