@@ -104,14 +104,20 @@ export interface WorkerProcess {
  * Starts a real worker process (`workers/main.ts`) with a config file written for the test, so a
  * test can SIGKILL it mid-step the way a crash or an OOM kill would.
  */
-export function spawnWorkerProcess(config: PhasegateConfigInput): WorkerProcess {
+export function spawnWorkerProcess(config: PhasegateConfigInput, opts: { workflowBundlePath?: string; env?: NodeJS.ProcessEnv } = {}): WorkerProcess {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'phasegate-worker-'));
   const configFile = path.join(dir, 'phasegate.config.js');
   writeFileSync(configFile, `module.exports = ${JSON.stringify(config, null, 2)};\n`);
   const root = path.resolve(__dirname, '..');
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'workers', 'main.ts')], {
     cwd: root,
-    env: { ...process.env, PHASEGATE_CONFIG: configFile, PHASEGATE_LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      PHASEGATE_CONFIG: configFile,
+      PHASEGATE_LOG_LEVEL: 'warn',
+      ...(opts.workflowBundlePath ? { PHASEGATE_WORKFLOW_BUNDLE: opts.workflowBundlePath } : {}),
+      ...opts.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

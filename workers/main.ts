@@ -1,6 +1,10 @@
 /**
  * The worker process: `npm run worker` / `phasegate worker`. The SDK's Runtime shuts the worker
  * down gracefully on SIGINT/SIGTERM (in-flight activities finish or are handed back).
+ *
+ * PHASEGATE_WORKFLOW_BUNDLE names a prebuilt workflow bundle (the `code` of `bundleWorkflowCode`
+ * for this very checkout, written to a file): the worker starts without bundling, which takes
+ * seconds of CPU otherwise. A deploy builds it once per release; the fault tests once per file.
  */
 import { loadConfigFile } from '../lib/config';
 import { createLogger } from '../lib/log';
@@ -9,7 +13,8 @@ import { createPhasegateWorker } from './worker';
 async function main(): Promise<void> {
   const log = createLogger('worker');
   const config = loadConfigFile(process.env.PHASEGATE_CONFIG ?? 'temporal.config.ts');
-  const { worker, run } = await createPhasegateWorker({ config, log });
+  const bundle = process.env.PHASEGATE_WORKFLOW_BUNDLE;
+  const { worker, run } = await createPhasegateWorker({ config, log, ...(bundle ? { workflowBundle: { codePath: bundle } } : {}) });
   log.info(
     { taskQueue: config.temporal.taskQueue, address: config.temporal.address, databases: Object.keys(config.databases) },
     'phasegate worker started',

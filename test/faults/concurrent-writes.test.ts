@@ -16,23 +16,12 @@ import { newPattern } from '../../lib/commands';
 import { approveUpdate, type MigrateStatus } from '../../workflows/messages';
 import { testConfig } from '../helpers';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { sleep, untilStatus, useFaultLab, versionRows, withWorker, writeMigrations, type LabDatabase, type MigrateHandle } from './harness';
+import { sleep, untilStatus, useFaultLab, versionRows, withWorker, writeMigrations, type LabDatabase, type MigrateHandle, seededRandom } from './harness';
 
 const lab = useFaultLab();
 
 const ROWS = 20_000;
 const INSTANCES = 2;
-
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ── the app ─────────────────────────────────────────────────────────────────────────────────────
 

@@ -10,6 +10,9 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import type { PhasegateConfigInput } from '../../lib/config';
 import { migrate } from '../../workflows';
@@ -141,15 +144,16 @@ export async function withWorker<T>(
  * Real worker processes (`workers/main.ts`) for `db`, to SIGKILL mid-step. `spawn()` starts one more
  * on the same task queue; every process left is stopped by `stopAll()` (call it in `finally`).
  */
-export function workerProcesses(lab: FaultLab, db: LabDatabase, migrationsDirectory: string, settings: LabSettings = {}) {
+export function workerProcesses(lab: FaultLab, db: LabDatabase, migrationsDirectory: string, settings: LabSettings = {}, env: NodeJS.ProcessEnv = {}) {
   const taskQueue = uniqueId('fault-proc');
   const config = labConfig(lab, db, migrationsDirectory, taskQueue, settings);
   const running: WorkerProcess[] = [];
   return {
     taskQueue,
     start: starter(lab, taskQueue),
+    /** One more worker process; it loads the file's bundle instead of bundling the workflows again. */
     spawn(): WorkerProcess {
-      const w = spawnWorkerProcess(config);
+      const w = spawnWorkerProcess(config, { workflowBundlePath: bundleFile(lab), env });
       running.push(w);
       return w;
     },
@@ -159,6 +163,19 @@ export function workerProcesses(lab: FaultLab, db: LabDatabase, migrationsDirect
       await Promise.all(running.map((w) => w.kill('SIGTERM')));
     },
   };
+}
+
+const bundleFiles = new WeakMap<WorkflowBundleWithSourceMap, string>();
+
+/** The lab's workflow bundle as a file a worker process loads (PHASEGATE_WORKFLOW_BUNDLE); written once per file. */
+function bundleFile(lab: FaultLab): string {
+  let file = bundleFiles.get(lab.bundle);
+  if (!file) {
+    file = path.join(mkdtempSync(path.join(os.tmpdir(), 'phasegate-bundle-')), 'workflow-bundle.js');
+    writeFileSync(file, lab.bundle.code);
+    bundleFiles.set(lab.bundle, file);
+  }
+  return file;
 }
 
 export async function untilState(handle: MigrateHandle, state: MigrateStatus['state'] | Array<MigrateStatus['state']>, timeoutMs = 60_000): Promise<MigrateStatus> {
@@ -225,3 +242,15 @@ export async function accountsTable(db: LabDatabase, rows: number): Promise<void
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** mulberry32: a small seeded PRNG, so a failing run's random fault points can be replayed (PHASEGATE_FAULT_SEED). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

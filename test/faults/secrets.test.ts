@@ -7,15 +7,12 @@
  * payloads decoded) and the worker's whole output are searched for the password, the URL and its
  * `user:password@` part.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { newPattern } from '../../lib/commands';
 import { migrate } from '../../workflows';
 import { backfillWorkflowId, retrySignal, statusQuery } from '../../workflows/messages';
-import { testConfig } from '../helpers';
+import type { PhasegateConfigInput } from '../../lib/config';
+import { spawnWorkerProcess, testConfig } from '../helpers';
 import { eventually, labConfig, labDatabase, uniqueId, untilState, useFaultLab, versionRows, writeMigrations, type LabDatabase } from './harness';
 
 const lab = useFaultLab();
@@ -38,30 +35,6 @@ async function ownedDatabase(admin: LabDatabase): Promise<{ db: LabDatabase; rol
     async drop() {
       await admin.sql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await admin.sql(`DROP ROLE IF EXISTS ${role}`);
-    },
-  };
-}
-
-/** A worker process (workers/main.ts) logging at info level; everything it writes is kept. */
-function infoWorker(config: unknown) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'phasegate-h6-worker-'));
-  const configFile = path.join(dir, 'phasegate.config.js');
-  writeFileSync(configFile, `module.exports = ${JSON.stringify(config, null, 2)};\n`);
-  const root = path.resolve(__dirname, '..', '..');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'workers', 'main.ts')], {
-    cwd: root,
-    env: { ...process.env, PHASEGATE_CONFIG: configFile, PHASEGATE_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    output: () => output,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
     },
   };
 }
@@ -104,7 +77,8 @@ test('fault 17: every pattern, a failure and a refused login leave no password, 
   const taskQueue = uniqueId('fault17');
   const config = labConfig(lab, db, dir, taskQueue);
   (config.databases as Record<string, unknown>).broken = { url: wrongUrl, migrationsDirectory: dir };
-  const worker = infoWorker(config);
+  // A real worker process at info level: its whole log is searched too.
+  const worker = spawnWorkerProcess(config as PhasegateConfigInput, { env: { PHASEGATE_LOG_LEVEL: 'info' } });
   try {
     await db.sql(`CREATE TABLE orgs (id bigint PRIMARY KEY)`);
     await db.sql(`INSERT INTO orgs SELECT generate_series(1, 5)`);
@@ -159,7 +133,7 @@ test('fault 17: every pattern, a failure and a refused login leave no password, 
       expect({ where: 'worker log', found: log.includes(secret) ? secret : null }).toEqual({ where: 'worker log', found: null });
     }
   } finally {
-    await worker.stop();
+    await worker.kill('SIGTERM');
     await owned.drop().catch(() => undefined);
   }
 }, 120_000);

@@ -17,21 +17,9 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkerProcess } from '../helpers';
 import { statusQuery } from '../../workflows/messages';
-import { eventually, sleep, useFaultLab, versionRows, workerProcesses, writeMigrations, type LabDatabase, type MigrateHandle } from './harness';
+import { eventually, sleep, useFaultLab, versionRows, workerProcesses, writeMigrations, type LabDatabase, type MigrateHandle, seededRandom } from './harness';
 
 const lab = useFaultLab();
-
-/** mulberry32: a small seeded PRNG, so a failing run's kill points can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * How each applyRevision activity of the run ended: the attempt that completed (a killed attempt

@@ -17,6 +17,12 @@ test.each([
   [{ database: 'postgres://u:p@h/db' }, ['"database" must be an alias (letters, digits, _ . -), never a URL']],
   [{ database: 'demo', target: ['head'] }, ['"target" must be a string: a revision id, "head", "heads", "base", "+N", "-N" or "<label>@head"']],
   [{ database: 'demo', target: ' ' }, ['"target" must not be empty']],
+  [{ database: 'demo', target: 'x'.repeat(501) }, ['"target" is longer than 500 characters: give a revision id, "head", "heads", "base", "+N", "-N" or "<label>@head"']],
+  [{ database: 'demo', continueAsNewAfterEvents: 500, backfillContinueAsNewAfterCalls: 10 }, []],
+  [{ database: 'demo', continueAsNewAfterEvents: 5 }, ['"continueAsNewAfterEvents" must be at least 20 (a new run starts with a few events of its own)']],
+  [{ database: 'demo', continueAsNewAfterEvents: '500' }, ['"continueAsNewAfterEvents" must be a number of history events']],
+  [{ database: 'demo', continueAsNewAfterEvents: 60_000 }, ['"continueAsNewAfterEvents" must be at most 50000 (Temporal caps a history at 51200 events)']],
+  [{ database: 'demo', backfillContinueAsNewAfterCalls: 0.5 }, ['"backfillContinueAsNewAfterCalls" must be a whole number']],
 ])('migrate input %j → %j', (input, problems) => {
   expect(migrateInputProblems(input).problems).toEqual(problems);
 });
