@@ -16,7 +16,7 @@ import { newPattern } from '../../lib/commands';
 import { approveUpdate, type MigrateStatus } from '../../workflows/messages';
 import { testConfig } from '../helpers';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { sleep, untilStatus, useFaultLab, versionRows, withWorker, writeMigrations, type LabDatabase, type MigrateHandle, seededRandom } from './harness';
+import { seededRandom, sleep, untilStatus, useFaultLab, versionRows, withWorker, writeMigrations, type LabDatabase, type MigrateHandle } from './harness';
 
 const lab = useFaultLab();
 

@@ -17,7 +17,7 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkerProcess } from '../helpers';
 import { statusQuery } from '../../workflows/messages';
-import { eventually, sleep, useFaultLab, versionRows, workerProcesses, writeMigrations, type LabDatabase, type MigrateHandle, seededRandom } from './harness';
+import { eventually, seededRandom, sleep, useFaultLab, versionRows, workerProcesses, writeMigrations, type LabDatabase, type MigrateHandle } from './harness';
 
 const lab = useFaultLab();
 
