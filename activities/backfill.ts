@@ -38,6 +38,7 @@ import type { BackfillSpec } from '../lib/revision';
 import { qualified, type Statement } from '../lib/sql';
 import { createBackfillWatchers, type BackfillWatch } from './backfill-watch';
 import { DatabasePools, withClient, withTransaction } from './db';
+import { createBackfillMeters } from './metrics';
 
 export interface BackfillDeps {
   config: PhasegateConfig;
@@ -144,6 +145,7 @@ const SAMPLE_KEY: Record<KeyKind, string> = { integer: '0', uuid: '00000000-0000
 
 interface BatchOutcome {
   scanned: number;
+  updated: number;
   checkpoint: CheckpointRow;
 }
 
@@ -174,6 +176,7 @@ export async function resolveBackfillKey(client: pg.ClientBase, spec: BackfillSp
 export function createBackfillActivities({ config, pools, log }: BackfillDeps) {
   const schema = config.migrations.versionTableSchema;
   const watchers = createBackfillWatchers();
+  const meters = createBackfillMeters();
   // A checked-out pg client whose server connection dies mid-query emits 'error' after the query
   // rejects; with no listener that would crash the worker (pg-pool listens only while idle).
   const guarded = new WeakSet<pg.PoolClient>();
@@ -336,6 +339,7 @@ export function createBackfillActivities({ config, pools, log }: BackfillDeps) {
       // Heartbeats also flow while one statement or one long pause runs, so only a dead worker
       // (not a slow batch) trips the heartbeat timeout.
       const keepAlive = setInterval(beat, 2_000);
+      const meter = meters.sliceCall(input.database, spec.table, `${input.backfillId}:${input.slice}`);
       // A batch waits at most this long behind an application's row lock, then backs off.
       await client.query(`SET lock_timeout = ${Number(BACKFILL_DEFAULTS.lockTimeoutMs)}`);
       await client.query(`SET application_name = 'phasegate backfill'`);
@@ -411,7 +415,7 @@ export function createBackfillActivities({ config, pools, log }: BackfillDeps) {
                   { retryable: true },
                 );
               }
-              return { scanned, checkpoint: saved };
+              return { scanned, updated, checkpoint: saved };
             });
           } catch (err) {
             const code = (err as { code?: string }).code;
@@ -432,6 +436,7 @@ export function createBackfillActivities({ config, pools, log }: BackfillDeps) {
           cursor.rowsUpdated = outcome.checkpoint.rows_updated;
           batches++;
           rowsThisCall += outcome.scanned;
+          meter.batch(outcome.updated);
           beat();
           if (outcome.checkpoint.done) return result(true, false);
           if (outcome.checkpoint.stop_epoch > input.epoch) return result(false, true);
@@ -469,6 +474,7 @@ export function createBackfillActivities({ config, pools, log }: BackfillDeps) {
         }
       } finally {
         clearInterval(keepAlive);
+        meter.end();
         watch.release();
         // A broken connection is destroyed by withClient anyway; a healthy one goes back clean.
         await client.query('RESET lock_timeout; RESET application_name').catch(() => undefined);

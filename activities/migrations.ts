@@ -18,6 +18,7 @@ import { createPendingTable, MIGRATION_LOCK_KEY, pendingTableName, readHeads, sa
 import { deleteCheckpointsStatement, progressTableName } from '../lib/backfill';
 import { assertLeaseOwner } from './lease';
 import { explainViolation } from './checks';
+import { countLockTimeout } from './metrics';
 
 
 export interface MigrationDeps {
@@ -189,6 +190,7 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
           if ((err as { code?: string }).code !== '55P03') throw await explainViolation(client, err);
           const waiting = describeLockWait(lockWait);
           log.warn({ database, revision: step.revision, lockWait }, `lock_timeout: ${waiting}`);
+          countLockTimeout(database, step.revision);
           return {
             revision: step.revision,
             outcome: 'lock-timeout' as const,

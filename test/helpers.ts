@@ -114,7 +114,10 @@ export function spawnWorkerProcess(config: PhasegateConfigInput, opts: { workflo
     env: {
       ...process.env,
       PHASEGATE_CONFIG: configFile,
-      PHASEGATE_LOG_LEVEL: 'warn',
+      // info: the SDK's "Worker state changed" line (state RUNNING) says when a process polls.
+      PHASEGATE_LOG_LEVEL: 'info',
+      // Several processes run at once (and maybe `npm start`'s worker): none takes the default metrics port.
+      PHASEGATE_METRICS_PORT: 'off',
       ...(opts.workflowBundlePath ? { PHASEGATE_WORKFLOW_BUNDLE: opts.workflowBundlePath } : {}),
       ...opts.env,
     },

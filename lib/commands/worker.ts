@@ -6,6 +6,7 @@ import path from 'node:path';
 import { createPhasegateWorker } from '../../workers/worker';
 import type { PhasegateConfig } from '../config';
 import { createLogger } from '../log';
+import { installWorkerRuntime } from '../metrics';
 import { loadProject, type ProjectOptions } from './project';
 
 export interface WorkerOptions extends ProjectOptions {
@@ -38,8 +39,10 @@ export async function worker(options: WorkerOptions = {}): Promise<WorkerResult>
   const config = anchorDirectories(project.config, project.cwd);
   const taskQueue = options.taskQueue ?? config.temporal.taskQueue;
   const log = createLogger('worker');
+  // As workers/main.ts: the SDK's logs through pino, and the Prometheus endpoint, before any connection.
+  const { metrics } = installWorkerRuntime(log);
   const { worker: running, run } = await createPhasegateWorker({ config, log, taskQueue });
-  log.info({ taskQueue, address: config.temporal.address, databases: Object.keys(config.databases) }, 'phasegate worker started');
+  log.info({ taskQueue, address: config.temporal.address, databases: Object.keys(config.databases), metrics: metrics?.url ?? null }, 'phasegate worker started');
   await run();
   log.info({ state: running.getState() }, 'phasegate worker stopped');
   return { taskQueue, state: running.getState() };

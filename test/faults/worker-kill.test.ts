@@ -86,7 +86,7 @@ async function runningWorker(workflowId: string, activity: string, live: WorkerP
 
 /** Returns once `worker` polls its task queue (a process bundles the workflow code first: seconds, more under load). */
 async function running(worker: WorkerProcess): Promise<void> {
-  await eventually(`worker ${worker.pid} to start`, async () => /state: '?RUNNING/.test(worker.output()), 150_000);
+  await eventually(`worker ${worker.pid} to start`, async () => /"state":"RUNNING"/.test(worker.output()), 150_000);
 }
 
 /** Runs `body` with the worker processes; on failure, their output goes into the message. */

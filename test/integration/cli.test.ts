@@ -312,7 +312,7 @@ test('CLI: worker serves the task queue of the config until SIGINT, then stops c
   const taskQueue = uniqueId('cli-worker');
   const child = spawn(process.execPath, ['--import', tsxLoader, path.join(root, 'scripts/phasegate.ts'), 'worker'], {
     cwd,
-    env: { ...process.env, [`PHASEGATE_DATABASE_URL_${alias.toUpperCase()}`]: db.url, PHASEGATE_TASK_QUEUE: taskQueue },
+    env: { ...process.env, [`PHASEGATE_DATABASE_URL_${alias.toUpperCase()}`]: db.url, PHASEGATE_TASK_QUEUE: taskQueue, PHASEGATE_METRICS_PORT: 'off' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
