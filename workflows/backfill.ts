@@ -82,6 +82,8 @@ interface SliceState extends SliceProgress {
   /** Tuned batch size the next call starts from. */
   batchSize: number;
   slowedBy: string | null;
+  /** The slice's rowsDone before this backfill's first call (rows an earlier migration already did). */
+  rowsBefore?: number;
 }
 
 /** Everything a run hands to the next one through continueAsNew: plain JSON only. */
@@ -97,8 +99,15 @@ export interface BackfillState {
   throttle: ThrottleInput;
   /** Stop generation: bumped by pause/throttle; slices started with a lower epoch stop. */
   epoch: number;
-  /** [workflow time ms, rows done] samples for rows/s over the last minute. */
+  /**
+   * [workflow time ms, rows done by this backfill] samples for rows/s over the last minute. The
+   * window restarts at resume: rows/s is what the backfill does now, not an average over a pause.
+   */
   rateSamples: Array<[number, number]>;
+  /** Time spent not paused, up to `activeSinceMs` (absent in state from older runs). */
+  activeMs?: number;
+  /** Since when the backfill has been running (not paused); null while paused. */
+  activeSinceMs?: number | null;
   lastReportMs: number;
   lastSignal: string | null;
 }
@@ -118,6 +127,11 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     lastReportMs: 0,
     lastSignal: null,
   };
+  // State carried over from a run of an older phasegate has no active-time bookkeeping yet.
+  if (state.activeMs === undefined) {
+    state.activeMs = 0;
+    state.activeSinceMs = state.paused ? null : state.startedAtMs;
+  }
   state.runs++;
   const sliceCallMs = input.sliceCallMs ?? DEFAULT_SLICE_CALL_MS;
   const maxCallsPerRun = Math.max(1, input.maxSliceCallsBeforeContinueAsNew ?? DEFAULT_MAX_CALLS_PER_RUN);
@@ -140,6 +154,10 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     rowsDone: state.slices.reduce((n, s) => n + s.rowsDone, 0),
     rowsUpdated: state.slices.reduce((n, s) => n + s.rowsUpdated, 0),
   });
+  /** Rows this backfill walked itself (checkpoints of an earlier migration's run excluded). */
+  const rowsThisBackfill = () => state.slices.reduce((n, s) => n + s.rowsDone - (s.rowsBefore ?? 0), 0);
+  /** Time not paused, up to `now` (workflow time). */
+  const activeMs = (now: number) => (state.activeMs ?? 0) + (state.activeSinceMs != null ? Math.max(0, now - state.activeSinceMs) : 0);
 
   function pacing(): BackfillPacing {
     const base = state.plan?.pacing ?? { batchSize: 1000, maxBatchSize: 100_000, delayMs: 0, maxRowsPerSecond: null, targetBatchMs: 100 };
@@ -166,7 +184,10 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     const p = pacing();
     const estimate = state.plan?.estimatedTotal ?? null;
     const estimatedTotal = estimate === null ? null : Math.max(estimate, rowsDone);
-    const rate = outcome ? null : rowsPerSecond();
+    // Paused: nothing moves, so 0 rows/s and no ETA (not the rate from before the pause).
+    const rate = outcome ? null : state.paused ? 0 : rowsPerSecond();
+    const elapsedMs = activeMs(Date.now());
+    const lastSample = state.rateSamples[state.rateSamples.length - 1];
     const slowedBy = state.paused ? null : (state.slices.find((s) => s.state === 'running' && s.slowedBy)?.slowedBy ?? null);
     return {
       revision: input.revision,
@@ -177,6 +198,12 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       estimatedTotal,
       rowsPerSecond: rate,
       etaSeconds: rate && estimatedTotal !== null ? Math.max(0, Math.round((estimatedTotal - rowsDone) / rate)) : null,
+      paused: state.paused && !outcome,
+      // When rowsDone and the rate were last measured (workflow time): a reader with a real clock
+      // counts the ETA down from here between measurements.
+      asOfMs: lastSample ? lastSample[0] : null,
+      elapsedSeconds: Math.round(elapsedMs / 1000),
+      averageRowsPerSecond: elapsedMs > 0 ? Math.round((rowsThisBackfill() * 1000) / elapsedMs) : null,
       slowedBy,
       // The largest tuned size among the slices (they tune independently).
       batchSize: Math.min(p.maxBatchSize, state.slices.length ? Math.max(...state.slices.map((s) => s.batchSize)) : p.batchSize),
@@ -195,7 +222,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
 
   function sample(): void {
     const now = Date.now();
-    state.rateSamples.push([now, totals().rowsDone]);
+    state.rateSamples.push([now, rowsThisBackfill()]);
     // Keep the window, plus the newest sample before it as its left edge.
     while (state.rateSamples.length > 2 && state.rateSamples[1][0] <= now - RATE_WINDOW_MS) state.rateSamples.shift();
   }
@@ -234,6 +261,8 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     if (state.paused) return void (state.lastSignal = 'pause ignored: already paused');
     state.paused = true;
     state.lastSignal = 'paused';
+    state.activeMs = activeMs(Date.now());
+    state.activeSinceMs = null;
     interrupt();
     publishState();
     reportInBackground(true);
@@ -243,6 +272,11 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     if (!state.paused) return void (state.lastSignal = 'resume ignored: not paused');
     state.paused = false;
     state.lastSignal = 'resumed';
+    const now = Date.now();
+    state.activeSinceMs = now;
+    // The rate window restarts here, from the exact position the stopped slices committed. (A
+    // resume before the pause took effect left the slices running: their samples stay valid.)
+    if (running.size === 0) state.rateSamples = [[now, rowsThisBackfill()]];
     publishState();
     reportInBackground(true);
   });
@@ -316,6 +350,9 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   }
 
   function apply(s: SliceState, result: BackfillSliceResult): void {
+    // The first call of a slice that resumes an earlier migration's checkpoint: those rows are not ours.
+    // (A slice this workflow already counted rows for, in state from an older run, keeps them all.)
+    if (s.rowsBefore === undefined) s.rowsBefore = s.rowsDone > 0 ? 0 : Math.max(0, result.rowsDone - result.rowsThisCall);
     s.lastKey = result.lastKey;
     s.rowsDone = result.rowsDone;
     s.rowsUpdated = result.rowsUpdated;
@@ -429,6 +466,8 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   } catch (err) {
     outcome = 'failed';
     error = isCancellation(err) ? 'cancelled' : failureMessage(err);
+    state.activeMs = activeMs(Date.now());
+    state.activeSinceMs = null;
     await CancellationScope.nonCancellable(async () => {
       publishState();
       if (state.plan) await refreshFromCheckpoints().catch(() => undefined);
@@ -439,9 +478,12 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
 
   if (next === 'continue-as-new') return continueAsNew<typeof backfill>({ ...input, state });
   outcome = 'done';
+  state.activeMs = activeMs(Date.now());
+  state.activeSinceMs = null;
   publishState();
   await report(true);
   const { rowsDone, rowsUpdated } = totals();
+  const average = state.activeMs > 0 ? Math.round((rowsThisBackfill() * 1000) / state.activeMs) : null;
   return {
     revision: input.revision,
     table: state.plan.table,
@@ -449,6 +491,8 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     rowsUpdated,
     slices: state.slices.length,
     durationMs: Date.now() - state.startedAtMs,
+    activeMs: state.activeMs,
+    averageRowsPerSecond: average,
     runs: state.runs,
     warnings: state.plan.warnings,
   };

@@ -2,9 +2,100 @@
  * `phasegate status` as text: state, current revision, the pending gate and how to answer it,
  * lock waits, a failed check's numbers, backfill progress, and the decision log.
  */
+import type { BackfillProgress } from '../../workflows/messages';
 import type { StatusResult } from './control';
 
 const seconds = (s: number | null) => (s === null ? '?' : s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+
+/** 950, 12.3k, 4.5M: counts that keep the watch line short. */
+export function compactCount(n: number): string {
+  const a = Math.abs(n);
+  if (a < 10_000) return String(Math.round(n));
+  if (a < 1e6) return `${(n / 1e3).toFixed(a < 1e5 ? 1 : 0)}k`;
+  if (a < 1e9) return `${(n / 1e6).toFixed(a < 1e8 ? 1 : 0)}M`;
+  return `${(n / 1e9).toFixed(1)}G`;
+}
+
+/** running, pausing (a pause asked for, the current batch still committing), paused, done, failed. */
+export function backfillState(b: BackfillProgress): 'running' | 'pausing' | 'paused' | 'done' | 'failed' {
+  if (b.state === 'running' && b.paused) return 'pausing';
+  return b.state;
+}
+
+/**
+ * Seconds left, as of `nowMs`. The workflow measures rowsDone and the rate when a slice call
+ * returns (every few seconds) and a query answers with those figures; a reader with a real clock
+ * counts the ETA down from when they were measured (`asOfMs`), never below 0.
+ */
+export function liveEtaSeconds(b: BackfillProgress, nowMs: number = Date.now()): number | null {
+  if (b.etaSeconds === null || b.etaSeconds === undefined) return null;
+  if (b.state !== 'running' || b.paused || !b.asOfMs) return b.etaSeconds;
+  const since = Math.max(0, (nowMs - b.asOfMs) / 1000);
+  return Math.max(0, b.etaSeconds - since);
+}
+
+/** `ETA …` text: paused while paused (or pausing), done, or the live estimate (`?` until measured). */
+export function etaText(b: BackfillProgress, nowMs: number = Date.now()): string {
+  const state = backfillState(b);
+  if (state === 'paused' || state === 'pausing') return 'paused';
+  if (state === 'done') return 'done';
+  if (state === 'failed') return '-';
+  return seconds(liveEtaSeconds(b, nowMs));
+}
+
+const rateText = (b: BackfillProgress): string => {
+  if (b.paused || b.state === 'paused') return '0';
+  return b.rowsPerSecond === null || b.rowsPerSecond === undefined ? '?' : String(Math.round(b.rowsPerSecond));
+};
+
+/** The `backfill …` line of `phasegate status`. */
+export function formatBackfillLine(b: BackfillProgress, nowMs: number = Date.now()): string {
+  const total = b.estimatedTotal ? ` of ~${b.estimatedTotal}` : '';
+  const state = backfillState(b);
+  const average = b.averageRowsPerSecond === null || b.averageRowsPerSecond === undefined ? '?' : String(Math.round(b.averageRowsPerSecond));
+  const elapsed = b.elapsedSeconds === undefined ? '' : ` in ${seconds(b.elapsedSeconds)}`;
+  if (state === 'done') return `backfill ${b.table} (done): ${b.rowsDone} rows${elapsed}, average ${average} rows/s`;
+  if (state === 'failed') return `backfill ${b.table} (failed): ${b.rowsDone}${total} rows${elapsed}, average ${average} rows/s`;
+  return `backfill ${b.table} (${state}): ${b.rowsDone}${total} rows, ${rateText(b)} rows/s, ETA ${etaText(b, nowMs)}` + (b.slowedBy && !b.paused ? `; slowed by ${b.slowedBy}` : '');
+}
+
+/**
+ * The progress-bar line of `phasegate status --watch`, at most `columns` wide (80 by default):
+ * state, bar, percentage, rows, rate and ETA always fit; the table name and the bar give way.
+ *   items running |██████░░░░░░░░░░░░░░| 31% 1250/4000 rows 120 rows/s ETA 23 s
+ */
+export function formatWatchLine(b: BackfillProgress, options: { columns?: number; nowMs?: number } = {}): string {
+  const columns = Math.max(20, options.columns ?? 80);
+  const state = backfillState(b);
+  const total = Math.max(b.estimatedTotal ?? 0, b.rowsDone);
+  const fraction = total > 0 ? Math.min(1, b.rowsDone / total) : state === 'done' ? 1 : 0;
+  const percent = `${Math.floor(fraction * 100)}%`;
+  const rows = `${compactCount(b.rowsDone)}/${b.estimatedTotal === null ? '?' : compactCount(total)} rows`;
+  const rate =
+    state === 'done' || state === 'failed'
+      ? `avg ${b.averageRowsPerSecond === null || b.averageRowsPerSecond === undefined ? '?' : compactCount(b.averageRowsPerSecond)} rows/s`
+      : `${rateText(b) === '?' ? '?' : compactCount(Number(rateText(b)))} rows/s`;
+  const eta = `ETA ${etaText(b, options.nowMs ?? Date.now())}`;
+  const tail = ` ${percent} ${rows} ${rate} ${eta}`;
+  // Table name gets what the bar (10 to 30 cells) leaves; a long name is cut with an ellipsis.
+  const fixed = ` ${state} ||`.length + tail.length;
+  const nameRoom = columns - fixed - 10;
+  if (nameRoom >= 4) {
+    const name = b.table.length <= nameRoom ? b.table : `${b.table.slice(0, nameRoom - 1)}…`;
+    const barWidth = Math.min(30, columns - fixed - name.length);
+    const filled = Math.round(fraction * barWidth);
+    return `${name} ${state} |${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)}|${tail}`;
+  }
+  // A narrow terminal: the name and the bar give way first, then the row counts; rate and ETA stay.
+  const narrow = [`${state}${tail}`, `${state} ${percent} ${rate} ${eta}`, `${percent} ${rate} ${eta}`];
+  return narrow.find((line) => line.length <= columns) ?? narrow[narrow.length - 1].slice(0, columns);
+}
+
+/** What the watch header shows: when it changes (running ↔ paused, a new revision), the header is redrawn. */
+export function watchHeaderKey({ execution, status }: StatusResult): string {
+  const b = status.backfill;
+  return [execution, status.state, status.revision ?? '', b ? `${b.revision}:${backfillState(b)}` : ''].join('|');
+}
 
 export function formatStatus({ workflowId, execution, status }: StatusResult): string {
   const lines = [
@@ -41,11 +132,7 @@ export function formatStatus({ workflowId, execution, status }: StatusResult): s
   }
   if (status.backfill) {
     const b = status.backfill;
-    const total = b.estimatedTotal ? ` of ~${b.estimatedTotal}` : '';
-    lines.push(
-      `backfill ${b.table} (${b.state}): ${b.rowsDone}${total} rows, ${b.rowsPerSecond ? Math.round(b.rowsPerSecond) : '?'} rows/s, ETA ${seconds(b.etaSeconds)}` +
-        (b.slowedBy ? `; slowed by ${b.slowedBy}` : ''),
-    );
+    lines.push(formatBackfillLine(b));
     if (b.waiting) lines.push(`  ${b.waiting}`);
   }
   for (const a of status.approvals) {
