@@ -6,9 +6,9 @@ import { defineConfig } from './lib/config';
 
 export default defineConfig({
   temporal: {
-    address: process.env.TEMPORAL_ADDRESS ?? 'localhost:7233',
-    namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
-    taskQueue: process.env.PHASEGATE_TASK_QUEUE ?? 'phasegate',
+    address: process.env.TEMPORAL_ADDRESS || 'localhost:7233',
+    namespace: process.env.TEMPORAL_NAMESPACE || 'default',
+    taskQueue: process.env.PHASEGATE_TASK_QUEUE || 'phasegate',
     ...(process.env.TEMPORAL_API_KEY ? { apiKey: process.env.TEMPORAL_API_KEY, tls: true } : {}),
   },
   migrations: {

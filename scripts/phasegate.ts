@@ -3,23 +3,34 @@
  * The `phasegate` CLI: parses arguments, calls the command functions in lib/commands, prints what
  * they return (text, or JSON with --json). Every failure prints `phasegate: <what to do>` on stderr
  * and exits 1. Run it as `npm run phasegate -- <verb>` or `npx tsx scripts/phasegate.ts <verb>`.
+ *
+ * Its own log (lib/log.ts: stderr, pretty on a terminal, JSON elsewhere) says which command ran,
+ * how long it took and how it failed, at debug/info: it stays at `warn` unless PHASEGATE_LOG_LEVEL
+ * says otherwise, so a person's terminal shows only the output and the `phasegate:` lines. stdout
+ * never carries log lines.
  */
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import * as commands from '../lib/commands';
 import * as format from '../lib/commands/format';
-import { formatStatus } from '../lib/commands/format-status';
+import { formatStatus, formatWatchLine, watchHeaderKey } from '../lib/commands/format-status';
+import { createLogger } from '../lib/log';
 import { patterns } from '../lib/patterns';
 import type { MigrateCommandOptions, MigrateEvent, ProjectOptions } from '../lib/commands';
+import type { BackfillProgress } from '../workflows/messages';
 
 interface GlobalOptions {
   config: string;
   json?: boolean;
+  address?: string;
+  namespace?: string;
+  profile?: string;
 }
 
-/** What every command function takes from the global options: the config file. */
+/** What every command function takes from the global options: the config file and Temporal overrides. */
 function globals(command: Command): ProjectOptions {
-  return { configFile: command.optsWithGlobals<GlobalOptions>().config };
+  const { config, address, namespace, profile } = command.optsWithGlobals<GlobalOptions>();
+  return { configFile: config, temporal: { address, namespace, profile } };
 }
 
 const wantsJson = (command: Command): boolean => command.optsWithGlobals<GlobalOptions>().json === true;
@@ -36,22 +47,34 @@ function progress(event: MigrateEvent): void {
   if (line) process.stderr.write(`${line}\n`);
 }
 
-/** `status --watch`: redraws the status every second; a running backfill gets a progress bar. */
+/**
+ * `status --watch`: redraws the status every second; a running backfill gets a progress bar (one
+ * line, sized to the terminal, rate and ETA always visible). The header above it is redrawn when
+ * the state changes (running ↔ paused, a new revision), so it never says running while paused.
+ */
 async function watchStatus(options: commands.ControlOptions): Promise<void> {
-  const bar = new SingleBar({ format: 'backfill |{bar}| {percentage}% {value}/{total} rows {rate} rows/s ETA {eta_formatted}', hideCursor: true }, Presets.shades_classic);
+  const columns = () => Math.min(process.stderr.columns || 80, 120);
+  const bar = new SingleBar(
+    { format: (_options, _params, payload: { backfill: BackfillProgress }) => formatWatchLine(payload.backfill, { columns: columns() }), hideCursor: true },
+    Presets.shades_classic,
+  );
   let barStarted = false;
+  let header = '';
   for (;;) {
     const result = await commands.status(options);
     const backfill = result.status.backfill;
     if (backfill && backfill.state !== 'done') {
       const total = Math.max(backfill.estimatedTotal ?? backfill.rowsDone, backfill.rowsDone, 1);
-      if (!barStarted) {
-        process.stderr.write(`${formatStatus(result)}\n`);
-        bar.start(total, backfill.rowsDone, { rate: 0 });
+      const key = watchHeaderKey(result);
+      if (!barStarted || key !== header) {
+        if (barStarted) bar.stop();
+        process.stderr.write(`\x1b[2J\x1b[H${formatStatus(result)}\n`);
+        bar.start(total, backfill.rowsDone, { backfill });
         barStarted = true;
+        header = key;
       }
       bar.setTotal(total);
-      bar.update(backfill.rowsDone, { rate: Math.round(backfill.rowsPerSecond ?? 0) });
+      bar.update(backfill.rowsDone, { backfill });
     } else {
       if (barStarted) {
         bar.stop();
@@ -72,6 +95,9 @@ function buildProgram(): Command {
     .description('Zero-downtime PostgreSQL schema changes as durable Temporal workflows')
     .option('--config <file>', 'config file', process.env.PHASEGATE_CONFIG ?? 'temporal.config.ts')
     .option('--json', 'print machine-readable JSON instead of text')
+    .option('--address <host:port>', 'Temporal frontend (default: TEMPORAL_ADDRESS, else temporal.address of the config)')
+    .option('--namespace <name>', 'Temporal namespace (default: TEMPORAL_NAMESPACE, else temporal.namespace of the config)')
+    .option('--profile <name>', "a profile of Temporal's client config file (~/.config/temporalio/temporal.toml), as the temporal CLI uses", process.env.TEMPORAL_PROFILE)
     .showHelpAfterError('(run phasegate --help for usage)')
     .configureOutput({ outputError: (text, write) => write(`phasegate: ${text.replace(/^error: /, '')}`) });
 
@@ -337,14 +363,33 @@ function buildProgram(): Command {
   return program;
 }
 
-buildProgram()
-  .parseAsync(process.argv)
-  .catch((err: unknown) => {
-    const error = err as { message?: string; type?: string };
-    const message = error?.message ?? String(err);
-    if (process.argv.includes('--json')) {
-      process.stdout.write(`${JSON.stringify({ error: { type: error?.type ?? 'Error', message } }, null, 2)}\n`);
-    }
-    process.stderr.write(`phasegate: ${message}\n`);
-    process.exit(1);
-  });
+/** `new add-index`, `status`, …: the verb as typed. */
+const commandPath = (command: Command): string => (command.parent?.parent ? `${commandPath(command.parent)} ${command.name()}` : command.name());
+
+async function main(): Promise<void> {
+  const log = createLogger('cli', { defaultLevel: 'warn' });
+  const started = Date.now();
+  let command = 'phasegate';
+  const program = buildProgram()
+    .hook('preAction', (_root, action) => {
+      command = commandPath(action);
+      log.debug({ command, argv: process.argv.slice(2) }, 'command started');
+    })
+    .hook('postAction', () => log.info({ command, ms: Date.now() - started, exitCode: process.exitCode ?? 0 }, 'command done'));
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    log.info({ command, ms: Date.now() - started, err }, 'command failed');
+    throw err;
+  }
+}
+
+main().catch((err: unknown) => {
+  const error = err as { message?: string; type?: string };
+  const message = error?.message ?? String(err);
+  if (process.argv.includes('--json')) {
+    process.stdout.write(`${JSON.stringify({ error: { type: error?.type ?? 'Error', message } }, null, 2)}\n`);
+  }
+  process.stderr.write(`phasegate: ${message}\n`);
+  process.exit(1);
+});

@@ -150,7 +150,7 @@ export const CONFIRM_LEASE_PATCH = 'confirm-lease-before-steps';
 export function confirmLeaseBeforeSteps({ patched }: { patched: boolean }): SourceEdit[] {
   const guard = patched ? `if (patched('${CONFIRM_LEASE_PATCH}')) ` : '';
   return [
-    ...(patched ? [{ file: 'migration.ts', find: '  proxyActivities,\n  sleep,', replace: '  patched,\n  proxyActivities,\n  sleep,' }] : []),
+    ...(patched ? [{ file: 'migration.ts', find: '  proxyActivities,\n', replace: '  patched,\n  proxyActivities,\n' }] : []),
     {
       file: 'migration.ts',
       find: "    const result = await this.stopOnFailure('revision', step, stepState, () =>\n      this.applyWithLockRetry(step, stepState, defer ? 'defer' : 'now'),",

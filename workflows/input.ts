@@ -9,13 +9,13 @@ import { z } from 'zod';
 import type { ControlVerb, MigrateInput } from './messages';
 
 /** PostgreSQL cannot store NUL in text; a value with one would fail at the audit insert, later. */
-const text = (what: string, max: number) =>
+const text = (what: string, max: number, missing = `${what} is missing`) =>
   z
-    .string({ error: `${what} must be a string` })
+    .string({ error: (issue) => (issue.input === undefined ? missing : `${what} must be a string`) })
     .max(max, { error: `${what} is longer than ${max} characters` })
     .refine((v) => !v.includes('\u0000'), { error: `${what} must not contain a NUL (\\u0000) character` });
 
-const by = text('"by"', 200).refine((v) => v.trim() !== '', { error: '"by" must name who decides (e.g. {"by":"alice"})' });
+const by = text('"by"', 200, '"by" is missing: say who decides, e.g. {"by":"alice"}').refine((v) => v.trim() !== '', { error: '"by" must name who decides (e.g. {"by":"alice"})' });
 
 const migrateInputSchema = z.strictObject(
   {

@@ -95,6 +95,8 @@ export interface StepStatus {
     | 'applying'
     | 'waiting-for-lock'
     | 'applied'
+    /** A downgrade step that ran: its revision is no longer applied. */
+    | 'undone'
     | 'already-applied'
     | 'backfilling'
     | 'checking'
@@ -335,6 +337,17 @@ export interface BackfillProgress {
   error?: string | null;
   /** Runs of the `backfill` workflow so far (continue-as-new starts a new run). */
   runs?: number;
+  /**
+   * A pause is in effect (rowsPerSecond 0, etaSeconds null); `state` turns `paused` once the
+   * running batches have committed.
+   */
+  paused?: boolean;
+  /** When rowsDone, rowsPerSecond and etaSeconds were measured (epoch ms): readers count the ETA down from here. */
+  asOfMs?: number | null;
+  /** Time spent not paused so far (the whole active time once done). */
+  elapsedSeconds?: number;
+  /** Rows this backfill walked / elapsedSeconds: the rate a finished backfill shows. */
+  averageRowsPerSecond?: number | null;
 }
 
 /**
@@ -383,6 +396,10 @@ export interface BackfillResult {
   rowsUpdated: number;
   slices: number;
   durationMs: number;
+  /** durationMs without the time spent paused. */
+  activeMs?: number;
+  /** Rows this backfill walked per second of activeMs. */
+  averageRowsPerSecond?: number | null;
   runs: number;
   warnings: string[];
 }

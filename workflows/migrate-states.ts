@@ -55,12 +55,18 @@ export function stateProblem(verb: ControlVerb, ctx: ControlContext): string | n
         ? null
         : `abandon ends a migration that is failed, blocked or waiting at a gate; it is ${state} (cancel the workflow to stop it safely)`;
     case 'pause':
-      if (!ctx.backfillAhead) return `this migration has no backfill to pause (state ${state})`;
-      return status.control.paused ? 'the backfill is already paused' : null;
+      // A second pause (or a resume of a running backfill) is no problem: it is answered as a no-op (noopReason).
+      return ctx.backfillAhead ? null : `this migration has no backfill to pause (state ${state})`;
     case 'resume':
-      if (!ctx.backfillAhead) return `this migration has no backfill to resume (state ${state})`;
-      return status.control.paused ? null : 'the backfill is not paused';
+      return ctx.backfillAhead ? null : `this migration has no backfill to resume (state ${state})`;
     case 'throttle':
       return ctx.backfillAhead ? null : `this migration has no backfill to throttle (state ${state})`;
   }
+}
+
+/** A verb that fits but changes nothing (pause while paused, resume while running): the answer says so. */
+export function noopReason(verb: ControlVerb, status: MigrateStatus): string | null {
+  if (verb === 'pause' && status.control.paused) return 'already paused; send resume to continue';
+  if (verb === 'resume' && !status.control.paused) return 'not paused: the backfill is already running (or starts running)';
+  return null;
 }

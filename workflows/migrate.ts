@@ -8,7 +8,7 @@
  * abandon), a lock that never frees waits in `blocked`, a transient fault is waited out, a cancel
  * stops safely without rolling back. Only a person's `reject` or `rollback` undoes steps.
  */
-import { ApplicationFailure, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, setDefaultSignalHandler, setHandler } from '@temporalio/workflow';
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import { migrateInputProblems, payloadProblem } from './input';
 import {
@@ -30,6 +30,7 @@ import {
   statusQuery,
   throttleSignal,
   throttleUpdate,
+  type BackfillProgress,
   type ControlAnswer,
   type ControlVerb,
   type MigrateCarry,
@@ -37,6 +38,8 @@ import {
   type MigrateResult,
 } from './messages';
 import { Migration } from './migration';
+
+const CONTROL_VERBS: readonly ControlVerb[] = ['approve', 'reject', 'retry', 'rollback', 'abandon', 'pause', 'resume', 'throttle'];
 
 export async function migrate(rawInput: MigrateInput): Promise<MigrateResult> {
   // Before anything else (even a search attribute): a bad input fails the workflow at once.
@@ -63,7 +66,8 @@ export async function migrate(rawInput: MigrateInput): Promise<MigrateResult> {
       description,
       validator: (...args: A) => {
         const problem = payloadProblem(verb, args[0]) ?? migration.problem(verb, args[0]);
-        if (problem && !migration.auditsRefusal(verb, args[0])) throw new Error(problem);
+        // Non-retryable with a type: the caller (the temporal CLI prints "retryable") sees a refusal, not a fault.
+        if (problem && !migration.auditsRefusal(verb, args[0])) throw ApplicationFailure.create({ type: 'ControlRefused', message: problem, nonRetryable: true });
       },
     });
   };
@@ -75,8 +79,11 @@ export async function migrate(rawInput: MigrateInput): Promise<MigrateResult> {
   register('pause', pauseSignal, pauseUpdate, 'Pause the backfill after its current batch: {}');
   register('resume', resumeSignal, resumeUpdate, 'Resume a paused backfill: {}');
   register('throttle', throttleSignal, throttleUpdate, 'Change the backfill pacing: {"batchSize"?:N,"delayMs"?:N,"maxRowsPerSecond"?:N}');
-  setHandler(backfillProgressSignal, (progress) => migration.onBackfillProgress(progress), {
-    description: 'internal: sent by the backfill child on state changes; not for operators',
+  // The backfill child's progress reports arrive on the default handler: a named handler would be
+  // listed in the UI's "Send a Signal" for operators. Any other unknown name is a typo: recorded.
+  setDefaultSignalHandler((name, ...args) => {
+    if (name === backfillProgressSignal.name) migration.onBackfillProgress(args[0] as BackfillProgress);
+    else migration.onUnknownSignal(name, CONTROL_VERBS);
   });
 
   return migration.run();

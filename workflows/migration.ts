@@ -14,6 +14,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  setCurrentDetails,
   sleep,
   startChild,
   upsertMemo,
@@ -25,9 +26,11 @@ import type { Activities, ApplyRevisionResult } from '../activities';
 import type { Plan, PlanStep } from '../lib/plan';
 import { backfill } from './backfill';
 import type { migrate } from './migrate';
+import { currentDetails } from './details';
 import { failureMessage, failureType, isTransientFailure, QUICK_RETRY, retryTransient } from './database-retry';
-import { effectiveApprovers, ignoredReason, logEntry } from './gates';
+import { effectiveApprovers, gateMismatch, ignoredReason, logEntry } from './gates';
 import { payloadProblem } from './input';
+import { whileAtGate } from './metrics';
 import {
   backfillWorkflowId,
   pauseSignal,
@@ -54,7 +57,7 @@ import {
   type StepStatus,
   type ThrottleInput,
 } from './messages';
-import { stateProblem, TERMINAL_STATES } from './migrate-states';
+import { noopReason, stateProblem, TERMINAL_STATES } from './migrate-states';
 import { PhasegateDatabase, PhasegatePhase, PhasegateState } from './search-attributes';
 
 const { planMigration, recordDecision, acquireMigrationLease, releaseMigrationLease, stampRevision } = proxyActivities<Activities>({
@@ -171,7 +174,7 @@ export class Migration {
     const inState = stateProblem(verb, { status: this.status, backfillAhead, appliedCount: this.applied.length });
     if (inState) return inState;
     if (verb === 'approve' || verb === 'reject') {
-      const reason = ignoredReason({ decision: verb, ...(payload as ApproveInput & RejectInput) }, this.status.gate);
+      const reason = ignoredReason({ decision: verb, ...(payload as ApproveInput & RejectInput) }, this.status.gate, this.gateNames());
       // A second decision that arrives before the loop acted on the first (same activation) changes nothing.
       if (reason === null && this.gateDecision) {
         return `gate "${this.status.gate!.name}" already has a decision (${this.gateDecision.decision} by ${this.gateDecision.by}) that the workflow is acting on; this ${verb} changes nothing`;
@@ -189,7 +192,12 @@ export class Migration {
     const gate = this.status.gate;
     if ((verb !== 'approve' && verb !== 'reject') || !gate?.approvers || payloadProblem(verb, payload) !== null) return false;
     const p = payload as ApproveInput;
-    return (p.gate === undefined || p.gate === gate.name) && !gate.approvers.includes(p.by) && this.problem(verb, payload) !== null;
+    return gateMismatch(p.gate, gate, this.gateNames(), verb) === null && !gate.approvers.includes(p.by) && this.problem(verb, payload) !== null;
+  }
+
+  /** Every gate of the plan, by name (a decision may name the waiting one by an unambiguous prefix). */
+  private gateNames(): string[] {
+    return (this.plan?.steps ?? []).flatMap((s) => (s.gate ? [s.gate.name] : []));
   }
 
   /** Handles a control signal or Update. Never throws for a signal: what does not fit is recorded. */
@@ -201,9 +209,13 @@ export class Migration {
       this.logDecision(entry);
       if (!problem) this.gateDecision = { decision: verb, by: decision.by, reason: entry.comment };
     } else if (problem) {
-      this.status.ignoredSignals.push({ at: this.now(), signal: verb, reason: problem });
-      if (this.status.ignoredSignals.length > MAX_IGNORED_SIGNALS) this.status.ignoredSignals.shift();
+      this.ignoreSignal(verb, problem);
     } else {
+      const noop = noopReason(verb, this.status);
+      if (noop) {
+        if (via === 'signal') this.ignoreSignal(verb, noop);
+        return { accepted: true, verb, state: this.status.state, message: noop };
+      }
       this.accept(verb, payload as Record<string, unknown> | undefined);
     }
     if (problem) {
@@ -213,6 +225,16 @@ export class Migration {
       return { accepted: true, verb, state: this.status.state, message: `ignored: ${problem}` };
     }
     return { accepted: true, verb, state: this.status.state, message: `${verb} accepted in state ${this.status.state}` };
+  }
+
+  private ignoreSignal(signal: string, reason: string): void {
+    this.status.ignoredSignals.push({ at: this.now(), signal, reason });
+    if (this.status.ignoredSignals.length > MAX_IGNORED_SIGNALS) this.status.ignoredSignals.shift();
+  }
+
+  /** A signal no handler has (a typo in the UI or the CLI): recorded with the names that exist. */
+  onUnknownSignal(name: string, known: readonly string[]): void {
+    this.ignoreSignal(name, `"${name}" is not a signal of migrate; send one of ${known.join(', ')}`);
   }
 
   private accept(verb: Exclude<ControlVerb, 'approve' | 'reject'>, payload: Record<string, unknown> | undefined): void {
@@ -265,6 +287,7 @@ export class Migration {
     this.status.backfill = progress;
     if (this.status.state === 'backfilling' && progress.state === 'paused') this.setState('paused');
     else if (this.status.state === 'paused' && progress.state === 'running') this.setState('backfilling');
+    else this.showDetails();
   }
 
   private logDecision(logged: AuditEntry): void {
@@ -335,11 +358,13 @@ export class Migration {
       const step = plan.steps[index];
       const stepState = this.status.steps[index];
       this.status.revision = step.revision;
-      this.status.phase = step.phase ?? null;
+      // At a step's gate the migration is still in the phase it finished: the next phase has not begun.
+      const atGate = this.cursor.phase === 'gate' && step.gate !== undefined;
+      this.status.phase = (atGate ? plan.steps[index - 1]?.phase : step.phase) ?? null;
       try {
         switch (this.cursor.phase) {
           case 'gate':
-            if (step.gate) await this.passGate(step);
+            if (step.gate) await whileAtGate(this.status.database, () => this.passGate(step));
             this.cursor.phase = 'apply';
             break;
           case 'apply':
@@ -462,7 +487,7 @@ export class Migration {
     const result = await this.stopOnFailure('revision', step, stepState, () =>
       this.applyWithLockRetry(step, stepState, defer ? 'defer' : 'now'),
     );
-    stepState.state = result.outcome === 'already-applied' ? 'already-applied' : 'applied';
+    stepState.state = result.outcome === 'already-applied' ? 'already-applied' : step.direction === 'downgrade' ? 'undone' : 'applied';
     stepState.durationMs = result.durationMs;
     if (!this.applied.some((a) => a.index === this.cursor.step)) {
       this.applied.push({ index: this.cursor.step, stamped: !defer, behindGate: this.approvedGate });
@@ -497,6 +522,7 @@ export class Migration {
       const delayMs = Math.round(backoff / 2 + Math.random() * (backoff / 2));
       stepState.state = 'waiting-for-lock';
       this.status.waiting = `${result.waiting ?? 'waiting for a lock'}; attempt ${attempt} of ${retry.maxAttempts} timed out, next in ${(delayMs / 1000).toFixed(1)} s`;
+      this.showDetails();
       await sleep(delayMs);
       stepState.state = 'applying';
     }
@@ -592,7 +618,9 @@ export class Migration {
     }
     const since = Date.parse(pending.since);
     for (;;) {
-      const deadlines = [pending.reminded ? undefined : gate.remindAfterMs && since + gate.remindAfterMs, gate.expireAfterMs && since + gate.expireAfterMs].filter(
+      // A held gate (rejected with onReject "hold", or expired into hold) waits for an approval only: it expires once.
+      const expires = gate.expireAfterMs && !pending.heldBy ? since + gate.expireAfterMs : undefined;
+      const deadlines = [pending.reminded ? undefined : gate.remindAfterMs && since + gate.remindAfterMs, expires].filter(
         (d): d is number => typeof d === 'number',
       );
       const next = deadlines.length ? Math.min(...deadlines) : undefined;
@@ -609,8 +637,8 @@ export class Migration {
         continue;
       }
       if (!decided) {
-        if (gate.expireAfterMs && Date.now() >= since + gate.expireAfterMs) {
-          const entry = logEntry({ decision: 'reject', by: 'phasegate', reason: `gate expired after ${gate.expireAfterMs / 1000} s without a decision` }, pending, this.now(), null);
+        if (expires !== undefined && Date.now() >= expires) {
+          const entry = logEntry({ decision: 'reject', by: 'phasegate', reason: `gate expired after ${gate.expireAfterMs! / 1000} s without a decision` }, pending, this.now(), null);
           entry.decision = 'expire';
           this.logDecision(entry);
           this.gateDecision = { decision: 'expire', by: 'phasegate', reason: entry.comment };
@@ -679,7 +707,17 @@ export class Migration {
     try {
       const result = await child.result();
       if (this.status.backfill) {
-        this.status.backfill = { ...this.status.backfill, state: 'done', rowsDone: result.rowsDone, rowsUpdated: result.rowsUpdated, etaSeconds: 0, waiting: null };
+        this.status.backfill = {
+          ...this.status.backfill,
+          state: 'done',
+          rowsDone: result.rowsDone,
+          rowsUpdated: result.rowsUpdated,
+          etaSeconds: 0,
+          waiting: null,
+          rowsPerSecond: null,
+          paused: false,
+          ...(result.activeMs !== undefined ? { elapsedSeconds: Math.round(result.activeMs / 1000), averageRowsPerSecond: result.averageRowsPerSecond ?? null } : {}),
+        };
       }
     } finally {
       this.backfillChild = null;
@@ -787,6 +825,7 @@ export class Migration {
   private database<T>(fn: () => Promise<T>): Promise<T> {
     return retryTransient(fn, (waiting) => {
       this.status.waiting = waiting;
+      this.showDetails();
     });
   }
 
@@ -818,6 +857,13 @@ export class Migration {
       ...(this.status.phase ? [{ key: PhasegatePhase, value: this.status.phase }] : []),
     ]);
     if (TERMINAL_STATES.includes(state)) this.status.waiting = null;
+    this.showDetails();
+  }
+
+  /** The UI's "Current Details": what the workflow waits for and how to move it on (no command, no history). */
+  private showDetails(): void {
+    const { workflowId, namespace } = workflowInfo();
+    setCurrentDetails(currentDetails(this.status, { workflowId, namespace }));
   }
 
   private now(): string {

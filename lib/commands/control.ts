@@ -11,6 +11,7 @@ import type {
   ControlAnswer,
   ControlVerb,
   BackfillProgress,
+  MigrateResult,
   MigrateStatus,
   RejectInput,
   RetryInput,
@@ -36,10 +37,28 @@ export interface StatusResult {
   status: MigrateStatus;
 }
 
-async function withHandle<T>(options: ControlOptions, fn: (handle: ReturnType<Client['workflow']['getHandle']>, workflowId: string) => Promise<T>): Promise<T> {
-  const workflowId = options.workflowId ?? `migrate-${options.database ?? DEFAULT_DATABASE}`;
-  const { client, close } = options.client ? { client: options.client, close: async () => undefined } : await connectClient(loadProject(options));
+/**
+ * The migration a `--database` names: the running `migrate` workflow of that database whatever its
+ * id (one started from the UI with a random id too), else its newest one, else `migrate-<alias>`.
+ * A server without phasegate's search attributes registered cannot answer the lookup: the id rule.
+ */
+export async function migrationWorkflowId(client: Client, database: string): Promise<string> {
+  const base = `WorkflowType = "migrate" AND PhasegateDatabase = "${database.replace(/["\\]/g, '')}"`;
   try {
+    for (const query of [`${base} AND ExecutionStatus = "Running"`, base]) {
+      for await (const execution of client.workflow.list({ query, pageSize: 1 })) return execution.workflowId;
+    }
+  } catch {
+    // Visibility without the search attribute (or briefly unavailable): fall back to the id rule.
+  }
+  return `migrate-${database}`;
+}
+
+async function withHandle<T>(options: ControlOptions, fn: (handle: ReturnType<Client['workflow']['getHandle']>, workflowId: string) => Promise<T>): Promise<T> {
+  const { client, close } = options.client ? { client: options.client, close: async () => undefined } : await connectClient(loadProject(options));
+  let workflowId = options.workflowId ?? `migrate-${options.database ?? DEFAULT_DATABASE}`;
+  try {
+    if (!options.workflowId) workflowId = await migrationWorkflowId(client, options.database ?? DEFAULT_DATABASE);
     return await fn(client.workflow.getHandle(workflowId), workflowId);
   } catch (err) {
     if ((err as Error).name === 'WorkflowNotFoundError') {
@@ -56,7 +75,17 @@ async function withHandle<T>(options: ControlOptions, fn: (handle: ReturnType<Cl
 export async function status(options: ControlOptions = {}): Promise<StatusResult> {
   return withHandle(options, async (handle, workflowId) => {
     const description = await handle.describe();
-    const current = await handle.query<MigrateStatus>('status');
+    // A closed workflow's query is answered by a worker replaying it: with none, do not wait long.
+    const query = () => handle.query<MigrateStatus>('status');
+    const asked = description.status.name === 'RUNNING' ? query() : handle.client.connection.withDeadline(Date.now() + 5000, query);
+    const current = await asked.catch(async (err: unknown) => {
+      if (description.status.name === 'RUNNING') throw err;
+      // A closed workflow's query waits for a worker; without one, say how it ended.
+      const { how } = await howItEnded(handle, description);
+      throw new PhasegateError('StatusUnavailable', `${workflowId} ${how}; its full status needs a running worker (npm start, or phasegate worker): ${(err as Error).message}`, {
+        details: { workflowId, execution: description.status.name },
+      });
+    });
     // The parent hears from its backfill only on state changes (its history stays bounded); live
     // progress comes from the child itself.
     if ((current.state === 'backfilling' || current.state === 'paused') && current.backfillWorkflowId) {
@@ -107,6 +136,8 @@ export interface SignalResult {
  */
 async function send(options: ControlOptions, verb: ControlVerb, input: unknown): Promise<SignalResult> {
   return withHandle(options, async (handle, workflowId) => {
+    const description = await handle.describe();
+    if (description.status.name !== 'RUNNING') throw await finishedRun(handle, description, workflowId, verb);
     try {
       const answer = await handle.executeUpdate<ControlAnswer, [unknown]>(verb, { args: [input] });
       return { workflowId, signal: verb, sent: input, answer };
@@ -118,6 +149,35 @@ async function send(options: ControlOptions, verb: ControlVerb, input: unknown):
       throw err;
     }
   });
+}
+
+/** A verb sent to a migration that already ended: say how it ended and what to do instead. */
+async function finishedRun(
+  handle: ReturnType<Client['workflow']['getHandle']>,
+  description: WorkflowExecutionDescription,
+  workflowId: string,
+  verb: ControlVerb,
+): Promise<PhasegateError> {
+  const { how, heads, database } = await howItEnded(handle, description);
+  return new PhasegateError(
+    'MigrationFinished',
+    `${workflowId} ${how}; there is nothing to ${verb}. Start a new one with phasegate upgrade${database ? ` --database ${database}` : ''}`,
+    { details: { workflowId, execution: description.status.name, headsAfter: heads } },
+  );
+}
+
+/**
+ * "completed at 881e4506d7e1 (2026-…)" from the close event and the result, which need no worker
+ * (a query of a closed workflow does: it would wait for one).
+ */
+async function howItEnded(handle: ReturnType<Client['workflow']['getHandle']>, description: WorkflowExecutionDescription) {
+  const result = description.status.name === 'COMPLETED' ? await handle.result().catch(() => null) : null;
+  const heads: string[] = (result as MigrateResult | null)?.headsAfter ?? [];
+  const outcome = (result as MigrateResult | null)?.outcome;
+  const when = description.closeTime ? ` (${description.closeTime.toISOString()})` : '';
+  const how = `${description.status.name.toLowerCase().replace('_', ' ')}${heads.length ? ` at ${heads.join(', ')}` : ''}${when}${outcome && outcome !== 'done' ? `, ${outcome}` : ''}`;
+  const database = (result as MigrateResult | null)?.database ?? (description.searchAttributes?.PhasegateDatabase as string[] | undefined)?.[0];
+  return { how, heads, database };
 }
 
 export async function approve(options: ControlOptions & ApproveInput): Promise<SignalResult> {
@@ -156,8 +216,9 @@ export async function throttle(options: ControlOptions & ThrottleInput): Promise
   for (const key of ['batchSize', 'delayMs', 'maxRowsPerSecond'] as const) {
     const value = options[key];
     if (value === undefined) continue;
-    if (!Number.isFinite(value) || value < 0 || (key !== 'delayMs' && value === 0)) {
-      throw new PhasegateError('InvalidThrottle', `throttle ${key} must be a positive number (delayMs may be 0); got ${value}`);
+    // 0 means "no delay" for delayMs and "no limit" for maxRowsPerSecond; a batch needs rows.
+    if (!Number.isFinite(value) || value < 0 || (key === 'batchSize' && value === 0)) {
+      throw new PhasegateError('InvalidThrottle', `throttle ${key} must be a positive number (delayMs and maxRowsPerSecond may be 0); got ${value}`);
     }
     input[key] = value;
   }

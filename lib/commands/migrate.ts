@@ -106,6 +106,16 @@ const plannedSteps = (plan: Plan): PlannedStep[] =>
     operations: s.operations,
   }));
 
+/** The one-line summary a starter puts on the workflow (the UI's list and page show it). */
+export function staticSummary(input: { database: string; target?: string; direction?: string }): string {
+  return `${input.direction ?? 'upgrade'} ${input.database} to ${input.target ?? 'head'}`;
+}
+
+/** The plan as Markdown, for the workflow's static details in the UI. */
+export function plannedDetails(planned: PlannedStep[]): string {
+  return ['Planned steps:', '', ...planned.map((p, i) => `${i + 1}. \`${p.revision}\` ${p.message}${p.phase ? ` [${p.phase}]` : ''}`)].join('\n');
+}
+
 export function workflowIdFor(database: string): string {
   return `migrate-${database}`;
 }
@@ -194,7 +204,8 @@ export async function connectClient(project: Project): Promise<{ client: Client;
     throw new PhasegateError(
       'TemporalUnreachable',
       `cannot reach Temporal at ${options.address}: ${(err as Error).message}. Start it (\`npm start\`, or ` +
-        '`temporal server start-dev`) or fix temporal.address in temporal.config.ts',
+        '`temporal server start-dev`), or point phasegate at yours: --address host:port (or TEMPORAL_ADDRESS, ' +
+        '--profile <name> of your temporal CLI config, temporal.address in temporal.config.ts)',
       { retryable: true, details: { address: options.address } },
     );
   }
@@ -234,7 +245,14 @@ async function runOnline(
     const input: MigrateInput = { database, target, direction };
     let handle;
     try {
-      handle = await client.workflow.start<typeof migrateWorkflow>('migrate', { workflowId, taskQueue, args: [input] });
+      handle = await client.workflow.start<typeof migrateWorkflow>('migrate', {
+        workflowId,
+        taskQueue,
+        args: [input],
+        // Shown on the workflow's page in the Temporal UI; the workflow keeps "Current Details" up to date.
+        staticSummary: staticSummary(input),
+        staticDetails: plannedDetails(planned),
+      });
     } catch (err) {
       if ((err as Error).name === 'WorkflowExecutionAlreadyStartedError') {
         throw new PhasegateError(
@@ -295,7 +313,7 @@ async function follow(
   );
   const report = (status: MigrateStatus) => {
     for (const step of status.steps) {
-      if (['applied', 'already-applied', 'failed', 'rolled-back'].includes(step.state) && reported.get(step.revision) !== step.state) {
+      if (['applied', 'undone', 'already-applied', 'failed', 'rolled-back'].includes(step.state) && reported.get(step.revision) !== step.state) {
         reported.set(step.revision, step.state);
         options.onEvent?.({ type: 'step', step });
       }
@@ -355,7 +373,7 @@ async function follow(
     const step = planned.find((p) => p.revision === revision);
     options.onEvent?.({
       type: 'step',
-      step: { revision, message: step?.message ?? '', ...(step?.phase ? { phase: step.phase } : {}), state: 'applied' },
+      step: { revision, message: step?.message ?? '', ...(step?.phase ? { phase: step.phase } : {}), state: outcome.value.direction === 'downgrade' ? 'undone' : 'applied' },
     });
   }
   return outcome.value;

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfigFile, migrationsDirectoryFor, type PhasegateConfig } from '../config';
+import { withTemporalOverrides, type TemporalOverrides } from '../temporal-connection';
 import { PhasegateError } from '../errors';
 import type { RevisionNode } from '../revision';
 import { loadRevisionDirectory, type LoadedRevision } from '../revision-files';
@@ -23,6 +24,8 @@ export interface ProjectOptions {
   config?: PhasegateConfig;
   /** Environment that supplies database URLs. Default: process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Overrides of the config's Temporal connection (the CLI's --address, --namespace, --profile). */
+  temporal?: TemporalOverrides;
 }
 
 /** Options of commands that read revision files but need no database. */
@@ -41,7 +44,7 @@ export interface Project {
 
 export function loadProject(options: ProjectOptions): Project {
   const cwd = path.resolve(options.cwd ?? process.cwd());
-  if (options.config) return { cwd, config: options.config };
+  if (options.config) return { cwd, config: withTemporalOverrides(options.config, options.temporal) };
   const file = path.resolve(cwd, options.configFile ?? DEFAULT_CONFIG_FILE);
   if (!existsSync(file)) {
     throw new PhasegateError(
@@ -50,7 +53,7 @@ export function loadProject(options: ProjectOptions): Project {
       { details: { file } },
     );
   }
-  return { cwd, config: loadConfigFile(file, options.env ?? process.env) };
+  return { cwd, config: withTemporalOverrides(loadConfigFile(file, options.env ?? process.env), options.temporal) };
 }
 
 /** The absolute migrations folder for `database` (or the project default). */

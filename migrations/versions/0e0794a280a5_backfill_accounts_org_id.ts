@@ -20,7 +20,9 @@ const revision: RevisionModule = {
     name: 'deploy:accounts.org_id',
     prompt: 'Deploy the app version that writes accounts.org_id on every INSERT (nothing else fills it for new rows), then approve: existing rows are backfilled next.',
   },
-  backfill: { table: 'accounts', set: { org_id: '1 + id % 50' }, where: '"org_id" IS NULL' },
+  // Paced for the demo: 200,000 rows take about 100 s, long enough to pause and resume by hand.
+  // Change it live with `phasegate throttle --database demo --max-rows-per-second 0` (no limit).
+  backfill: { table: 'accounts', set: { org_id: '1 + id % 50' }, where: '"org_id" IS NULL', maxRowsPerSecond: 2000 },
   check: {
     name: 'no NULLs left in accounts.org_id',
     failingRows: 'SELECT * FROM "accounts" WHERE "org_id" IS NULL',

@@ -126,15 +126,16 @@ test('fault 14: early, wrong-gate, duplicate and malformed signals and Updates h
       expect(await refusal(handle.executeUpdate<unknown, [unknown]>('approve', { args: [raw] }))).toBe(approveInvalid(raw, why));
     }
 
-    // Pause / resume, each twice: the second of each is recorded and ignored; the Updates refused.
+    // Pause / resume, each twice: the second of each changes nothing and says so — a signal is
+    // recorded as ignored, an Update is answered (not refused: the caller got what it asked for).
     await handle.signal(pauseSignal, {});
     await untilStatus(handle, 'paused', (s) => s.control.paused);
     await handle.signal(pauseSignal, {});
-    expect(await refusal(handle.executeUpdate<unknown, [unknown]>('pause', { args: [{}] }))).toBe('the backfill is already paused');
+    expect(await handle.executeUpdate<{ message: string }, [unknown]>('pause', { args: [{}] })).toMatchObject({ accepted: true, message: 'already paused; send resume to continue' });
     await handle.signal(resumeSignal, {});
     await untilStatus(handle, 'resumed', (s) => !s.control.paused);
     await handle.signal(resumeSignal, {});
-    expect(await refusal(handle.executeUpdate<unknown, [unknown]>('resume', { args: [{}] }))).toBe('the backfill is not paused');
+    expect(await handle.executeUpdate<{ message: string }, [unknown]>('resume', { args: [{}] })).toMatchObject({ accepted: true, message: expect.stringMatching(/^not paused/) });
     // Malformed pause payloads on both paths.
     const badPause: Array<[unknown, string]> = [
       ['junk', 'expected an object like {}'],
@@ -150,8 +151,8 @@ test('fault 14: early, wrong-gate, duplicate and malformed signals and Updates h
     expect(s.state).toBe('awaiting-approval');
     expect(s.control).toEqual({ paused: false, throttle: {}, version: 2 });
     expect(s.ignoredSignals.map((i) => [i.signal, i.reason])).toEqual([
-      ['pause', 'the backfill is already paused'],
-      ['resume', 'the backfill is not paused'],
+      ['pause', 'already paused; send resume to continue'],
+      ['resume', 'not paused: the backfill is already running (or starts running)'],
       ...badPause.map(([raw, why]) => ['pause', pauseInvalid(raw, why)]),
     ]);
   });

@@ -89,7 +89,60 @@ test('bad control input is refused before anything is sent', async () => {
   await expect(throttle({ config, workflowId: 'migrate-nowhere', client: env.client })).rejects.toMatchObject({ type: 'InvalidThrottle' });
   await expect(throttle({ config, workflowId: 'migrate-nowhere', client: env.client, batchSize: -5 })).rejects.toMatchObject({
     type: 'InvalidThrottle',
-    message: 'throttle batchSize must be a positive number (delayMs may be 0); got -5',
+    message: 'throttle batchSize must be a positive number (delayMs and maxRowsPerSecond may be 0); got -5',
   });
   await expect(approve({ config, workflowId: uniqueId('migrate-missing'), client: env.client, by: 'x' })).rejects.toMatchObject({ type: 'MigrationNotFound' });
+});
+
+test('approve names the waiting gate by an unambiguous prefix; another gate is refused with the reason; the audit names the full gate', async () => {
+  await atGate(async (workflowId) => {
+    await expect(approve({ config, workflowId, client: env.client, by: 'ops', gate: 'deploy' })).rejects.toMatchObject({
+      type: 'ControlRefused',
+      message: `${workflowId} refused approve: this approve names gate "deploy", but the workflow waits at gate "go"`,
+    });
+    const answer = await approve({ config, workflowId, client: env.client, by: 'ops', gate: 'g' });
+    expect(answer.answer).toMatchObject({ accepted: true, verb: 'approve' });
+    await env.client.workflow.getHandle(workflowId).result();
+    const done = await status({ config, workflowId, client: env.client });
+    expect(done.status.approvals).toEqual([expect.objectContaining({ by: 'ops', gate: 'go', accepted: true })]);
+    const { rows } = await db.query(`SELECT decision, decided_by, gate FROM phasegate_approval WHERE workflow_id = $1`, [workflowId]);
+    expect(rows).toEqual([{ decision: 'approve', decided_by: 'ops', gate: 'go' }]);
+  });
+});
+
+test('a verb on a finished migration says how it ended and what to start instead', async () => {
+  const workflowId = await atGate(async (id) => {
+    await approve({ config, workflowId: id, client: env.client, by: 'ops' });
+    await env.client.workflow.getHandle(id).result();
+    return id;
+  });
+  await expect(pause({ config, workflowId, client: env.client })).rejects.toMatchObject({
+    type: 'MigrationFinished',
+    message: expect.stringMatching(new RegExp(`^${workflowId} completed at g1 \\(20\\d\\d-.+Z\\); there is nothing to pause\\. Start a new one with phasegate upgrade --database app$`)),
+  });
+});
+
+test('status --database finds a migration started with any workflow id (a UI start), running first', async () => {
+  const alias = `ui${Date.now().toString(36)}`;
+  const uiConfig = testConfig({ databases: { [alias]: { url: db.url, migrationsDirectory: config.databases.app.migrationsDirectory } } });
+  const taskQueue = uniqueId('control');
+  const { worker } = await createPhasegateWorker({ config: uiConfig, log: silentLog, workflowBundle: bundle, taskQueue, connection: env.nativeConnection });
+  const workflowId = uniqueId('started-in-the-ui');
+  await worker.runUntil(async () => {
+    await env.client.workflow.start(migrate, { workflowId, taskQueue, args: [{ database: alias, target: 'head', direction: 'upgrade' }] });
+    const found = await eventually('the search attribute to be indexed', async () => {
+      const s = await status({ config: uiConfig, database: alias, client: env.client }).catch(() => null);
+      return s?.workflowId === workflowId && s.status.state === 'awaiting-approval' ? s : null;
+    });
+    expect(found!.status.gate?.name).toBe('go');
+    await approve({ config: uiConfig, database: alias, client: env.client, by: 'ops' });
+    await env.client.workflow.getHandle(workflowId).result();
+    // Finished: the newest one is still the one status shows.
+    expect((await status({ config: uiConfig, database: alias, client: env.client })).workflowId).toBe(workflowId);
+  });
+  // With no worker left to answer the query, status says how it ended instead of waiting.
+  await expect(status({ config: uiConfig, database: alias, client: env.client })).rejects.toMatchObject({
+    type: 'StatusUnavailable',
+    message: expect.stringMatching(new RegExp(`^${workflowId} completed at g1 \\(.+\\); its full status needs a running worker`)),
+  });
 });

@@ -2,9 +2,10 @@
  * The validation of everything `migrate` accepts from outside (workflows/input.ts) and the state
  * rules of its control verbs (workflows/migrate-states.ts): pure functions, no server.
  */
+import { gateMismatch, ignoredReason, logEntry } from '../../workflows/gates';
 import { migrateInputProblems, payloadProblem } from '../../workflows/input';
-import type { MigrateStatus } from '../../workflows/messages';
-import { stateProblem } from '../../workflows/migrate-states';
+import type { MigrateStatus, PendingGate } from '../../workflows/messages';
+import { noopReason, stateProblem } from '../../workflows/migrate-states';
 
 test.each([
   [{ database: 'demo' }, []],
@@ -34,7 +35,7 @@ test.each([
   ['approve', { by: '' }, 'approve input {"by":""} is not valid: "by" must name who decides (e.g. {"by":"alice"})'],
   ['approve', { by: 'eve\u0000' }, 'approve input {"by":"eve\\u0000"} is not valid: "by" must not contain a NUL (\\u0000) character'],
   ['approve', { by: 'alice', gat: 'deploy' }, 'approve input {"by":"alice","gat":"deploy"} is not valid: unknown field(s) "gat"'],
-  ['retry', {}, 'retry input {} is not valid: "by" must be a string'],
+  ['retry', {}, 'retry input {} is not valid: "by" is missing: say who decides, e.g. {"by":"alice"}'],
   ['rollback', { by: 'bob', pastGates: 'yes' }, 'rollback input {"by":"bob","pastGates":"yes"} is not valid: "pastGates" must be true or false'],
   ['pause', undefined, null],
   ['resume', {}, null],
@@ -59,9 +60,38 @@ test.each([
   ['abandon', 'backfilling', 'abandon ends a migration that is failed, blocked or waiting at a gate; it is backfilling (cancel the workflow to stop it safely)'],
   ['pause', 'done', 'the migration is done; nothing is left to pause'],
   ['pause', 'awaiting-approval', null],
-  ['resume', 'backfilling', 'the backfill is not paused'],
+  ['resume', 'backfilling', null],
 ] as const)('%s in state %s', (verb, state, problem) => {
   expect(stateProblem(verb, { status: status(state), backfillAhead: true, appliedCount: 1 })).toBe(problem);
+});
+
+test('a second pause, or a resume of a running backfill, fits and is answered as a no-op that says so', () => {
+  const paused = status('paused', { control: { paused: true, throttle: {}, version: 1 } });
+  expect(stateProblem('pause', { status: paused, backfillAhead: true, appliedCount: 1 })).toBeNull();
+  expect(noopReason('pause', paused)).toBe('already paused; send resume to continue');
+  expect(noopReason('resume', paused)).toBeNull();
+  expect(noopReason('resume', status('backfilling'))).toMatch(/^not paused/);
+  expect(noopReason('pause', status('backfilling'))).toBeNull();
+});
+
+describe('a decision may name the waiting gate by an unambiguous prefix', () => {
+  const gate = { name: 'deploy:accounts.org_id', revision: 'r2' } as PendingGate;
+  test.each([
+    [undefined, [], null],
+    ['deploy:accounts.org_id', ['deploy:accounts.org_id', 'deploy:users.email'], null],
+    ['deploy', ['deploy:accounts.org_id'], null],
+    ['deploy:acc', ['deploy:accounts.org_id', 'deploy:users.email'], null],
+    ['deploy', ['deploy:accounts.org_id', 'deploy:users.email'], 'gate "deploy" is ambiguous: it starts the waiting gate "deploy:accounts.org_id" and "deploy:users.email" later in the plan; give the full name'],
+    ['contract', ['deploy:accounts.org_id', 'contract'], 'this approve names gate "contract", but the workflow waits at gate "deploy:accounts.org_id"'],
+    ['deploy:accounts.org_id_x', [], 'this approve names gate "deploy:accounts.org_id_x", but the workflow waits at gate "deploy:accounts.org_id"'],
+  ] as const)('gate %j among %j', (named, gates, reason) => {
+    expect(gateMismatch(named, gate, gates, 'approve')).toBe(reason);
+    expect(ignoredReason({ decision: 'approve', by: 'alice', ...(named ? { gate: named } : {}) }, gate, gates)).toBe(reason);
+  });
+  test('an accepted decision is logged with the full gate name; a decision without "by" reads well', () => {
+    expect(logEntry({ decision: 'approve', by: 'alice', gate: 'deploy' }, gate, 'now', null).gate).toBe('deploy:accounts.org_id');
+    expect(ignoredReason({ decision: 'approve', by: '' }, gate)).toBe('approve needs "by", the person who decides (e.g. {"by":"alice"})');
+  });
 });
 
 test('rollback of a downgrade, or with nothing applied, is refused with what to do instead', () => {

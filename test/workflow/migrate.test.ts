@@ -105,12 +105,16 @@ test('upgrade head applies every revision in order and records the head in phase
   ]);
 });
 
-test('downgrade base reverses every revision and empties the version table', async () => {
+test('downgrade base reverses every revision and empties the version table; its steps read undone', async () => {
   const dir = writeMigrations(revisions);
   await run({ target: 'head', direction: 'upgrade' }, dir);
-  const { result } = await run({ target: 'base', direction: 'downgrade' }, dir);
+  const { result, status } = await run({ target: 'base', direction: 'downgrade' }, dir);
 
   expect(result.applied).toEqual(['bbb222', 'aaa111']);
+  expect(status.steps.map((s) => [s.revision, s.state])).toEqual([
+    ['bbb222', 'undone'],
+    ['aaa111', 'undone'],
+  ]);
   expect(await columns('accounts')).toEqual(['id', 'email']);
   expect(await columns('orgs')).toEqual([]);
   expect(await versionRows()).toEqual([]);
