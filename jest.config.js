@@ -1,5 +1,6 @@
-// Two projects: `unit` needs nothing running; `services` (workflow + integration tests) shares one
-// Temporal dev server and one real PostgreSQL started by test/global-setup.ts.
+// Three projects: `unit` needs nothing running; `services` (workflow + integration tests) shares one
+// Temporal dev server and one real PostgreSQL started by test/global-setup.ts; `browser` drives the
+// Temporal Web UI in headless Chromium against its own `npm start` stack (no global set-up).
 const transform = { '^.+\\.ts$': 'ts-jest' };
 
 /** @type {import('jest').Config} */
@@ -18,6 +19,12 @@ module.exports = {
       testMatch: ['<rootDir>/test/{workflow,integration,faults}/**/*.test.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
       globalTeardown: '<rootDir>/test/global-teardown.ts',
+    },
+    {
+      displayName: 'browser',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/browser/**/*.test.ts'],
     },
   ],
   // A global option (Jest ignores it inside a project): workflow tests wait on real servers.

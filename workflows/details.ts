@@ -34,7 +34,7 @@ function howTo(verb: string, input: Record<string, unknown>, status: MigrateStat
   return [
     `- **${verb}**: ${code(`npm run phasegate -- ${verb} ${target}${who}${cliFlags}`)}`,
     `  - or ${code(`temporal workflow signal${namespaceFlag(ctx.namespace)} --workflow-id ${ctx.workflowId} --name ${verb} --input ${shellJson(input)}`)}`,
-    `  - or on this page: **Send a Signal**, name ${code(verb)}, input ${code(JSON.stringify(input))}`,
+    `  - or on this page: **More Actions → Send a Signal**, name ${code(verb)}, input ${code(JSON.stringify(input))}`,
   ].join('\n');
 }
 

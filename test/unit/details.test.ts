@@ -55,7 +55,7 @@ test('at a gate: the gate, its prompt, and the approve/reject commands three way
   expect(md).toContain("> Deploy the app that writes org_id, then approve: it's backfilled next.");
   expect(md).toContain('`npm run phasegate -- approve --database demo --by <you>`');
   expect(md).toContain(`\`temporal workflow signal --workflow-id migrate-demo --name approve --input '{"by":"<you>"}'\``);
-  expect(md).toContain('**Send a Signal**, name `approve`, input `{"by":"<you>"}`');
+  expect(md).toContain('**More Actions → Send a Signal**, name `approve`, input `{"by":"<you>"}`');
   expect(md).toContain('`npm run phasegate -- reject --database demo --by <you> --reason "…"`');
   expect(md).toMatch(/step 2 of 2/);
 });
