@@ -415,6 +415,33 @@ export function backfillWorkflowId(parentWorkflowId: string, revision: string): 
   return `${parentWorkflowId}/backfill-${revision}`;
 }
 
+/** A new migration's status, before planning (also the base of test fixtures). */
+export function initialStatus(input: Pick<MigrateInput, 'database' | 'target' | 'direction'>): MigrateStatus {
+  return {
+    database: input.database,
+    target: input.target ?? 'head',
+    direction: input.direction ?? 'upgrade',
+    state: 'planning',
+    revision: null,
+    phase: null,
+    steps: [],
+    waiting: null,
+    failure: null,
+    rollback: null,
+    gate: null,
+    approvals: [],
+    ignoredSignals: [],
+    check: null,
+    backfill: null,
+    backfillWorkflowId: null,
+    control: { paused: false, throttle: {}, version: 0 },
+    auditErrors: [],
+    error: null,
+    runs: 0,
+    decisions: 0,
+  };
+}
+
 export function stepStatus(step: PlanStep): StepStatus {
   return { revision: step.revision, message: step.message, ...(step.phase ? { phase: step.phase } : {}), state: 'pending' };
 }

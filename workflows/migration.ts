@@ -33,6 +33,7 @@ import { payloadProblem } from './input';
 import { whileAtGate } from './metrics';
 import {
   backfillWorkflowId,
+  initialStatus,
   pauseSignal,
   resumeSignal,
   stepStatus,
@@ -140,29 +141,7 @@ export class Migration {
     this.auditQueue = carried?.auditQueue ?? [];
     this.approvedGate = carried?.approvedGate ?? null;
     this.leaseHeld = carried !== undefined;
-    this.status = carried?.status ?? {
-      database: input.database,
-      target: input.target ?? 'head',
-      direction: input.direction ?? 'upgrade',
-      state: 'planning',
-      revision: null,
-      phase: null,
-      steps: [],
-      waiting: null,
-      failure: null,
-      rollback: null,
-      gate: null,
-      approvals: [],
-      ignoredSignals: [],
-      check: null,
-      backfill: null,
-      backfillWorkflowId: null,
-      control: { paused: false, throttle: {}, version: 0 },
-      auditErrors: [],
-      error: null,
-      runs: 0,
-      decisions: 0,
-    };
+    this.status = carried?.status ?? initialStatus(input);
     this.status.runs++;
   }
 

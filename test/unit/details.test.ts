@@ -4,34 +4,18 @@
  */
 import { staticSummary } from '../../lib/commands/migrate';
 import { currentDetails } from '../../workflows/details';
-import type { MigrateStatus } from '../../workflows/messages';
+import { initialStatus, type MigrateStatus } from '../../workflows/messages';
 
 function status(extra: Partial<MigrateStatus>): MigrateStatus {
   return {
-    database: 'demo',
-    target: 'head',
-    direction: 'upgrade',
-    state: 'planning',
+    ...initialStatus({ database: 'demo' }),
     revision: '0e0794a280a5',
     phase: 'expand',
     steps: [
       { revision: '56e2fcebc0ca', message: 'add accounts.org_id', state: 'applied' },
       { revision: '0e0794a280a5', message: 'backfill accounts.org_id', state: 'pending' },
     ],
-    waiting: null,
-    failure: null,
-    rollback: null,
-    gate: null,
-    approvals: [],
-    ignoredSignals: [],
-    check: null,
-    backfill: null,
-    backfillWorkflowId: null,
-    control: { paused: false, throttle: {}, version: 0 },
-    auditErrors: [],
-    error: null,
     runs: 1,
-    decisions: 0,
     ...extra,
   };
 }

@@ -2,63 +2,43 @@
  * Backfill progress that tells the truth (issue 10, item 4): 0 rows/s and "ETA paused" while
  * paused; after resume a rate measured from the resume on (not averaged over the pause); a finished
  * backfill shows its average rate over the time it was not paused, in the child and in the parent.
+ * Set-up (a database per test, in-process workers) comes from the fault harness.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { formatBackfillLine } from '../../lib/commands/format-status';
 import type { BackfillSpec } from '../../lib/revision';
-import { backfill, migrate } from '../../workflows';
+import { backfill } from '../../workflows';
 import { backfillStatusQuery, pauseSignal, resumeSignal, statusQuery, throttleSignal, type BackfillInput } from '../../workflows/messages';
-import { createPhasegateWorker } from '../../workers/worker';
-import { bundleWorkflows, connectTestTemporal, createTestDatabase, eventually, silentLog, testConfig, uniqueId, writeMigrations, type TestDatabase } from '../helpers';
+import { eventually, sleep, uniqueId, useFaultLab, withWorker, writeMigrations, type LabDatabase } from '../faults/harness';
 
-let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
-let db: TestDatabase;
-
-beforeAll(async () => {
-  env = await connectTestTemporal();
-  bundle = await bundleWorkflows();
-});
-afterAll(() => env?.teardown());
+const lab = useFaultLab();
+let db: LabDatabase;
 
 beforeEach(async () => {
-  db = await createTestDatabase();
+  db = await lab.database();
   // About 1 ms per row: the pacing below, not the machine, sets the rate.
-  await db.query(`CREATE FUNCTION slow(x bigint) RETURNS bigint LANGUAGE sql AS $$ SELECT x FROM (SELECT pg_sleep(0.001)) s $$`);
+  await db.sql(`CREATE FUNCTION slow(x bigint) RETURNS bigint LANGUAGE sql AS $$ SELECT x FROM (SELECT pg_sleep(0.001)) s $$`);
 });
-afterEach(() => db.drop());
 
 async function itemsTable(rows: number): Promise<void> {
-  await db.query(`CREATE TABLE items (id bigint PRIMARY KEY, v bigint)`);
-  await db.query(`INSERT INTO items (id) SELECT g FROM generate_series(1, $1::int) g`, [rows]);
-  await db.query('ANALYZE items');
+  await db.sql(`CREATE TABLE items (id bigint PRIMARY KEY, v bigint)`);
+  await db.sql(`INSERT INTO items (id) SELECT g FROM generate_series(1, $1::int) g`, [rows]);
+  await db.sql('ANALYZE items');
 }
 
 async function updatedRows(): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM items WHERE v IS NOT NULL`);
+  const rows = await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM items WHERE v IS NOT NULL`);
   return rows[0].n;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('paused shows 0 rows/s and ETA paused; after resume the rate is the new one, not an average over the pause; done shows the average over active time', async () => {
   const rows = 5000;
   await itemsTable(rows);
-  const taskQueue = uniqueId('progress');
-  const { worker } = await createPhasegateWorker({
-    config: testConfig({ databases: { app: { url: db.url } } }),
-    log: silentLog,
-    workflowBundle: bundle,
-    taskQueue,
-    connection: env.nativeConnection,
-  });
-  await worker.runUntil(async () => {
+  await withWorker(lab, db, writeMigrations({}), async ({ taskQueue }) => {
     const spec: BackfillSpec = { table: 'items', set: { v: 'slow(id)' }, where: 'v IS NULL', batchSize: 20, targetBatchMs: 0, maxRowsPerSecond: 100 };
     // Slice calls of 1 s: the workflow measures progress about every second.
     const input: BackfillInput = { database: 'app', revision: 'fff666', spec, sliceCallMs: 1000 };
     const started = Date.now();
-    const handle = await env.client.workflow.start(backfill, { workflowId: uniqueId('backfill-app'), taskQueue, args: [input] });
+    const handle = await lab.env.client.workflow.start(backfill, { workflowId: uniqueId('backfill-app'), taskQueue, args: [input] });
     const status = () => handle.query(backfillStatusQuery);
     await eventually('a measured rate', async () => {
       const s = await status();
@@ -123,8 +103,8 @@ test('paused shows 0 rows/s and ETA paused; after resume the rate is the new one
 });
 
 test("the parent's copy: 0 rows/s while paused, and the average once the backfill is done", async () => {
-  await db.query('CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL)');
-  await db.query(`INSERT INTO accounts SELECT g, 'u' || g FROM generate_series(1, 3000) g`);
+  await db.sql('CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL)');
+  await db.sql(`INSERT INTO accounts SELECT g, 'u' || g FROM generate_series(1, 3000) g`);
   const dir = writeMigrations({
     'p1_org_id.js': `module.exports = {
       id: 'p1', parent: null, message: 'add and fill org_id',
@@ -133,14 +113,11 @@ test("the parent's copy: 0 rows/s while paused, and the average once the backfil
       backfill: { table: 'accounts', set: { org_id: '1 + id % 7' }, where: 'org_id IS NULL', batchSize: 50, maxRowsPerSecond: 500, targetBatchMs: 0, sliceCallMs: 1000 },
     };`,
   });
-  const config = testConfig({ databases: { app: { url: db.url, migrationsDirectory: dir } } });
-  const taskQueue = uniqueId('progress-parent');
-  const { worker } = await createPhasegateWorker({ config, log: silentLog, workflowBundle: bundle, taskQueue, connection: env.nativeConnection });
-  await worker.runUntil(async () => {
-    const handle = await env.client.workflow.start(migrate, { workflowId: uniqueId('migrate-app'), taskQueue, args: [{ database: 'app', target: 'head', direction: 'upgrade' }] });
+  await withWorker(lab, db, dir, async ({ start }) => {
+    const handle = await start();
     await eventually('rows done in the backfill', async () => ((await handle.query(statusQuery)).backfillWorkflowId ? true : undefined), 30_000);
     const childId = (await handle.query(statusQuery)).backfillWorkflowId!;
-    await eventually('a measured rate', async () => ((await env.client.workflow.getHandle(childId).query(backfillStatusQuery)).rowsPerSecond ?? 0) > 0, 30_000);
+    await eventually('a measured rate', async () => ((await lab.env.client.workflow.getHandle(childId).query(backfillStatusQuery)).rowsPerSecond ?? 0) > 0, 30_000);
 
     await handle.signal(pauseSignal, {});
     const paused = await eventually('the parent to show paused', async () => {
