@@ -111,6 +111,18 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     );
     const approvers = databaseFor(config, input.database).approvers;
     if (approvers) plan.approvers = approvers;
+    // A gate whose own approver list shares nobody with the database's could never be opened.
+    for (const step of plan.steps) {
+      const own = step.gate?.approvers;
+      if (own && approvers && !own.some((a) => approvers.includes(a))) {
+        throw new PhasegateError(
+          'NoApprover',
+          `gate "${step.gate!.name}" of revision ${step.revision} names approvers ${own.join(', ')}, none of whom may approve on database "${input.database}" ` +
+            `(databases.${input.database}.approvers: ${approvers.join(', ')}); nobody could open it. Fix either list, then start again`,
+          { details: { revision: step.revision, gate: step.gate!.name, gateApprovers: own, databaseApprovers: approvers } },
+        );
+      }
+    }
     await checkBackfillKeys(input.database, plan);
     log.info({ database: input.database, steps: plan.steps.map((s) => s.revision) }, 'planned migration');
     return plan;

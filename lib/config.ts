@@ -17,7 +17,11 @@ const tlsSchema = z
     clientCertPath: z.string().optional(),
     clientKeyPath: z.string().optional(),
   })
-  .strict();
+  .strict()
+  // Half a pair would connect without a client certificate, silently: mTLS needs both files.
+  .refine((t) => (t.clientCertPath === undefined) === (t.clientKeyPath === undefined), {
+    error: 'clientCertPath and clientKeyPath go together (mTLS needs both files); give both or neither',
+  });
 
 const databaseSchema = z
   .object({

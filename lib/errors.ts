@@ -40,14 +40,31 @@ export class RevisionGraphError extends PhasegateError {
   }
 }
 
+/**
+ * The environment variable that defines database `alias` (lib/config.ts lowercases the suffix), or
+ * null for an alias no variable name can spell (a `-` in it): that one lives in temporal.config.ts.
+ */
+export function databaseUrlVariable(alias: string): string | null {
+  if (alias === 'default') return 'DATABASE_URL';
+  return /^[a-z0-9_]+$/.test(alias) ? `PHASEGATE_DATABASE_URL_${alias.toUpperCase()}` : null;
+}
+
+/** How to define database `alias`, in words. */
+export function howToDefineDatabase(alias: string): string {
+  const variable = databaseUrlVariable(alias);
+  return variable
+    ? `set ${variable}=postgres://… in the environment, or add it under databases in temporal.config.ts`
+    : `add it under databases in temporal.config.ts (url: process.env.SOME_VARIABLE); an alias with "${alias.replace(/[a-z0-9_]/g, '')}" cannot come from a PHASEGATE_DATABASE_URL_ variable`;
+}
+
 /** The named database alias is not configured here (worker or CLI). */
 export class UnknownDatabaseError extends PhasegateError {
   constructor(alias: string, known: string[]) {
-    const variable = alias === 'default' ? 'DATABASE_URL' : `PHASEGATE_DATABASE_URL_${alias.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+    const how = howToDefineDatabase(alias);
     super(
       'UnknownDatabase',
       `database "${alias}" is not configured; known aliases: ${known.join(', ') || '(none)'}. ` +
-        `Set ${variable}=postgres://… in the environment, or add it under databases in temporal.config.ts`,
+        `${how.charAt(0).toUpperCase()}${how.slice(1)}`,
       { details: { alias, known } },
     );
   }

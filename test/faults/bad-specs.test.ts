@@ -13,7 +13,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { upgrade } from '../../lib/commands';
 import { statusQuery } from '../../workflows/messages';
 import { testConfig } from '../helpers';
-import { accountsTable, labConfig, uniqueId, untilState, useFaultLab, versionRows, withWorker, writeMigrations, type LabDatabase, type MigrateHandle } from './harness';
+import { accountsTable, labConfig, uniqueId, untilState, useFaultLab, versionRows, withWorker, writeMigrations, type LabDatabase, type LabSettings, type MigrateHandle } from './harness';
 
 const lab = useFaultLab();
 
@@ -59,7 +59,7 @@ const rev = (id: string, parent: string | null, body: string) => `module.exports
 const goodFirst = rev('r1', null, `upgrade(op) { op.addColumn('accounts', 'note', 'text'); }, downgrade(op) { op.dropColumn('accounts', 'note'); }`);
 
 /** Runs a migration of `files` that must be refused at plan time; returns the failure. */
-async function refusedAtPlan(files: Record<string, string>, setup?: (db: LabDatabase) => Promise<void>) {
+async function refusedAtPlan(files: Record<string, string>, setup?: (db: LabDatabase) => Promise<void>, settings?: LabSettings) {
   const db = await lab.database();
   await accountsTable(db, 20);
   if (setup) await setup(db);
@@ -70,7 +70,7 @@ async function refusedAtPlan(files: Record<string, string>, setup?: (db: LabData
     const failure = await failureOf(handle);
     const status = await handle.query(statusQuery);
     return { failure, status };
-  });
+  }, settings);
   // Refused while planning: no step ever started, nothing changed.
   expect(outcome.status.state).toBe('failed');
   expect(outcome.status.steps).toEqual([]);
@@ -109,6 +109,21 @@ test('fault 16: an unknown table or column in an op is refused at plan time, nam
     'r2.js': rev('r2', 'r1', `upgrade(op) {}, downgrade(op) {}, backfill: { table: 'accounts', set: { note: "'x'", nte: "'y'" }, where: 'note IS NULL' }`),
   });
   expect(backfillColumn.text).toContain('backfill.set names column "nte" of table "accounts"');
+}, 60_000);
+
+test('fault 16: a gate whose approvers share nobody with the database\'s approvers is refused at plan time (nobody could open it)', async () => {
+  const refused = await refusedAtPlan(
+    {
+      'r1.js': goodFirst,
+      'r2.js': rev('r2', 'r1', `gate: { name: 'deploy', prompt: 'p', approvers: ['mallory'] }, upgrade(op) {}, downgrade(op) {}`),
+    },
+    undefined,
+    { database: { approvers: ['alice', 'bob'] } },
+  );
+  expect(refused.type).toBe('NoApprover');
+  expect(refused.text).toContain(
+    'gate "deploy" of revision r2 names approvers mallory, none of whom may approve on database "app" (databases.app.approvers: alice, bob); nobody could open it',
+  );
 }, 60_000);
 
 test('fault 16: identifiers over 63 bytes (ops, knex columns, backfill names) are refused at plan time instead of truncated', async () => {

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../lib/config';
+import { databaseFor, loadConfig } from '../../lib/config';
 
 describe('loadConfig', () => {
   it('fills defaults: task queue phasegate, 500 ms lock_timeout, migrations/versions', () => {
@@ -55,5 +55,17 @@ describe('loadConfig', () => {
 
   it('says how to fix a database entry whose URL is missing', () => {
     expect(() => loadConfig({ databases: { orders: {} } }, {})).toThrow(/databases\.orders\.url: is not set/);
+  });
+
+  it('refuses half a client certificate pair instead of connecting without one', () => {
+    expect(() => loadConfig({ temporal: { tls: { clientCertPath: '/etc/t/client.pem' } } }, {})).toThrow(/clientCertPath and clientKeyPath go together/);
+    expect(loadConfig({ temporal: { tls: { clientCertPath: '/a', clientKeyPath: '/b' } } }, {}).temporal.tls).toEqual({ clientCertPath: '/a', clientKeyPath: '/b' });
+  });
+
+  it('an unknown alias says which variable defines it, or that one with "-" must be in the config file', () => {
+    const config = loadConfig({}, {});
+    expect(() => databaseFor(config, 'billing')).toThrow(/Set PHASEGATE_DATABASE_URL_BILLING=postgres:\/\/… in the environment/);
+    expect(() => databaseFor(config, 'billing-eu')).toThrow(/Add it under databases in temporal.config.ts \(url: process.env.SOME_VARIABLE\); an alias with "-" cannot come from a PHASEGATE_DATABASE_URL_ variable/);
+    expect(() => databaseFor(config, 'default')).toThrow(/Set DATABASE_URL=/);
   });
 });
