@@ -12,14 +12,6 @@ export const BACKFILL_ROWS = 'phasegate_backfill_rows';
 export const BACKFILL_ROWS_PER_SECOND = 'phasegate_backfill_rows_per_second';
 export const LOCK_TIMEOUTS = 'phasegate_lock_timeouts';
 
-/** Rows a committed backfill batch wrote (its UPDATE's row count). */
-export function countBackfillRows(database: string, table: string, rows: number): void {
-  if (rows <= 0) return;
-  Context.current()
-    .metricMeter.createCounter(BACKFILL_ROWS, 'rows', 'rows written by committed backfill batches')
-    .add(rows, { database, table });
-}
-
 /** A revision step's attempt ended on lock_timeout (the workflow tries again, up to lockRetry.maxAttempts). */
 export function countLockTimeout(database: string, revision: string): void {
   Context.current()
@@ -40,22 +32,24 @@ const RATE_WINDOW_MS = 10_000;
  */
 export function createBackfillMeters() {
   const rates = new Map<string, Map<string, number>>();
-  const publish = (database: string, table: string, slices: Map<string, number> | undefined) => {
-    let total = 0;
-    for (const rate of slices?.values() ?? []) total += rate;
-    Context.current()
-      .metricMeter.createGauge(BACKFILL_ROWS_PER_SECOND, 'float', 'rows/s', 'rows per second written by running backfill slices')
-      .set(total, { database, table });
-  };
   return {
-    /** One slice call; `sliceId` names the slice uniquely in the process. */
+    /** One slice call (inside its activity); `sliceId` names the slice uniquely in the process. */
     sliceCall(database: string, table: string, sliceId: string) {
       const key = JSON.stringify([database, table]);
       const commits: Array<{ at: number; rows: number }> = [];
+      // Made once per call, not per batch: the meter hands out a native handle for each create.
+      const meter = Context.current().metricMeter;
+      const rowsCounter = meter.createCounter(BACKFILL_ROWS, 'rows', 'rows written by committed backfill batches');
+      const rateGauge = meter.createGauge(BACKFILL_ROWS_PER_SECOND, 'float', 'rows/s', 'rows per second written by running backfill slices');
+      const publish = (slices: Map<string, number> | undefined) => {
+        let total = 0;
+        for (const rate of slices?.values() ?? []) total += rate;
+        rateGauge.set(total, { database, table });
+      };
       return {
         /** A batch committed, having written `rows` rows. */
         batch(rows: number): void {
-          countBackfillRows(database, table, rows);
+          if (rows > 0) rowsCounter.add(rows, { database, table });
           const at = Date.now();
           commits.push({ at, rows });
           while (commits.length > 2 && commits[1].at < at - RATE_WINDOW_MS) commits.shift();
@@ -65,14 +59,14 @@ export function createBackfillMeters() {
           const slices = rates.get(key) ?? new Map<string, number>();
           slices.set(sliceId, written / Math.max(0.001, (at - commits[0].at) / 1000));
           rates.set(key, slices);
-          publish(database, table, slices);
+          publish(slices);
         },
         /** The call ended, however (done, time up, stopped, failed, cancelled). */
         end(): void {
           const slices = rates.get(key);
           if (!slices?.delete(sliceId)) return;
           if (slices.size === 0) rates.delete(key);
-          publish(database, table, slices);
+          publish(slices);
         },
       };
     },

@@ -38,7 +38,7 @@ export function withTemporalOverrides(config: PhasegateConfig, overrides: Tempor
       const paths = { serverNameOverride: tls.serverName, serverRootCACertPath: pathOf(tls.serverCACert), clientCertPath: pathOf(tls.clientCert), clientKeyPath: pathOf(tls.clientKey) };
       const given = Object.fromEntries(Object.entries(paths).filter(([, v]) => v !== undefined));
       temporal.tls = Object.keys(given).length ? given : true;
-    } else if (profile.apiKey && tls?.disabled !== true) {
+    } else if (profile.apiKey && !tls) {
       temporal.tls = true; // an API key goes with TLS unless the profile turns it off
     }
   }

@@ -158,6 +158,13 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   const rowsThisBackfill = () => state.slices.reduce((n, s) => n + s.rowsDone - (s.rowsBefore ?? 0), 0);
   /** Time not paused, up to `now` (workflow time). */
   const activeMs = (now: number) => (state.activeMs ?? 0) + (state.activeSinceMs != null ? Math.max(0, now - state.activeSinceMs) : 0);
+  /** Pause, failure or done: the active time so far is banked and the clock stops. */
+  const stopActiveClock = () => {
+    state.activeMs = activeMs(Date.now());
+    state.activeSinceMs = null;
+  };
+  /** Rows this backfill walked per second of `elapsedMs` active time. */
+  const averageRate = (elapsedMs: number) => (elapsedMs > 0 ? Math.round((rowsThisBackfill() * 1000) / elapsedMs) : null);
 
   function pacing(): BackfillPacing {
     const base = state.plan?.pacing ?? { batchSize: 1000, maxBatchSize: 100_000, delayMs: 0, maxRowsPerSecond: null, targetBatchMs: 100 };
@@ -203,7 +210,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       // counts the ETA down from here between measurements.
       asOfMs: lastSample ? lastSample[0] : null,
       elapsedSeconds: Math.round(elapsedMs / 1000),
-      averageRowsPerSecond: elapsedMs > 0 ? Math.round((rowsThisBackfill() * 1000) / elapsedMs) : null,
+      averageRowsPerSecond: averageRate(elapsedMs),
       slowedBy,
       // The largest tuned size among the slices (they tune independently).
       batchSize: Math.min(p.maxBatchSize, state.slices.length ? Math.max(...state.slices.map((s) => s.batchSize)) : p.batchSize),
@@ -261,8 +268,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     if (state.paused) return void (state.lastSignal = 'pause ignored: already paused');
     state.paused = true;
     state.lastSignal = 'paused';
-    state.activeMs = activeMs(Date.now());
-    state.activeSinceMs = null;
+    stopActiveClock();
     interrupt();
     publishState();
     reportInBackground(true);
@@ -466,8 +472,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   } catch (err) {
     outcome = 'failed';
     error = isCancellation(err) ? 'cancelled' : failureMessage(err);
-    state.activeMs = activeMs(Date.now());
-    state.activeSinceMs = null;
+    stopActiveClock();
     await CancellationScope.nonCancellable(async () => {
       publishState();
       if (state.plan) await refreshFromCheckpoints().catch(() => undefined);
@@ -478,12 +483,10 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
 
   if (next === 'continue-as-new') return continueAsNew<typeof backfill>({ ...input, state });
   outcome = 'done';
-  state.activeMs = activeMs(Date.now());
-  state.activeSinceMs = null;
+  stopActiveClock();
   publishState();
   await report(true);
   const { rowsDone, rowsUpdated } = totals();
-  const average = state.activeMs > 0 ? Math.round((rowsThisBackfill() * 1000) / state.activeMs) : null;
   return {
     revision: input.revision,
     table: state.plan.table,
@@ -492,7 +495,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     slices: state.slices.length,
     durationMs: Date.now() - state.startedAtMs,
     activeMs: state.activeMs,
-    averageRowsPerSecond: average,
+    averageRowsPerSecond: averageRate(state.activeMs!),
     runs: state.runs,
     warnings: state.plan.warnings,
   };

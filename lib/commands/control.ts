@@ -58,7 +58,7 @@ async function withHandle<T>(options: ControlOptions, fn: (handle: ReturnType<Cl
   const { client, close } = options.client ? { client: options.client, close: async () => undefined } : await connectClient(loadProject(options));
   let workflowId = options.workflowId ?? `migrate-${options.database ?? DEFAULT_DATABASE}`;
   try {
-    if (!options.workflowId) workflowId = await migrationWorkflowId(client, options.database ?? DEFAULT_DATABASE);
+    workflowId = options.workflowId ?? (await migrationWorkflowId(client, options.database ?? DEFAULT_DATABASE));
     return await fn(client.workflow.getHandle(workflowId), workflowId);
   } catch (err) {
     if ((err as Error).name === 'WorkflowNotFoundError') {
