@@ -146,3 +146,20 @@ test('status --database finds a migration started with any workflow id (a UI sta
     message: expect.stringMatching(new RegExp(`^${workflowId} completed at g1 \\(.+\\); its full status needs a running worker`)),
   });
 });
+
+test('after a cancel from the UI, or a terminate, a verb says how the migration ended', async () => {
+  for (const end of ['cancel', 'terminate'] as const) {
+    const workflowId = await atGate(async (id) => {
+      const handle = env.client.workflow.getHandle(id);
+      if (end === 'cancel') await handle.cancel();
+      else await handle.terminate('operator pressed Terminate');
+      await handle.result().catch(() => undefined);
+      return id;
+    });
+    const how = end === 'cancel' ? 'cancelled' : 'terminated';
+    await expect(approve({ config, workflowId, client: env.client, by: 'ops' })).rejects.toMatchObject({
+      type: 'MigrationFinished',
+      message: expect.stringMatching(new RegExp(`^${workflowId} ${how} \\(20\\d\\d-.+Z\\); there is nothing to approve\\. Start a new one with phasegate upgrade`)),
+    });
+  }
+});
