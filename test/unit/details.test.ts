@@ -80,3 +80,10 @@ test('the static summary names direction, database and target', () => {
   expect(staticSummary({ database: 'demo' })).toBe('upgrade demo to head');
   expect(staticSummary({ database: 'demo', direction: 'downgrade', target: 'base' })).toBe('downgrade demo to base');
 });
+
+test('a cancelled run (UI "Request Cancellation") says what stays and offers no verb', () => {
+  const error = 'cancelled: nothing was rolled back; a later upgrade continues from the version table and the backfill checkpoints';
+  const md = currentDetails(status({ state: 'cancelled', error }), { workflowId: 'migrate-demo', namespace: 'default' });
+  expect(md).toContain(error);
+  expect(md).not.toContain('Send a Signal');
+});
