@@ -4,12 +4,14 @@
  * same order: per transactional revision a transaction that first sets lock_timeout and
  * statement_timeout, then the revision's statements, then the version-table rows; a
  * non-transactional revision's statements one by one under session timeouts, then its version rows
- * in a short transaction of their own. Pure: a plan and the config in, text out.
+ * in a short transaction of their own. The script takes the migration lock first and checks that
+ * the version table holds its starting point; each step moves only the rows it changes, so rows of
+ * lines the range does not name stay as they are. Pure: a plan and the config in, text out.
  */
 import type { PhasegateConfig } from './config';
 import type { Plan, PlanStep } from './plan';
 import { inlineParams, type Statement } from './sql';
-import { writeHeadsStatements } from './version-table';
+import { MIGRATION_LOCK_KEY, createVersionTable, expectHeadsStatement, moveHeadsStatement, offlineLockStatement } from './version-table';
 
 export interface OfflineScriptOptions {
   /** How the range was written (`base:head`), for the header. */
@@ -61,7 +63,7 @@ function renderStep(step: PlanStep, config: PhasegateConfig): string[] {
   const lines = [`-- Running ${step.direction} ${step.revision}: ${step.message}${phase} (${step.file}; version rows ${arrow(step)})`];
   if (step.operations.length > 0) lines.push(`-- operations: ${step.operations.join('; ')}`);
   const body = step.statements.flatMap(renderStatementLines);
-  const versionRows = writeHeadsStatements(config, step.headsAfter).map(renderStatement);
+  const versionRows = [renderStatement(moveHeadsStatement(config, step.headsBefore, step.headsAfter))];
   if (step.transactional) {
     lines.push('BEGIN;', ...timeoutStatements(config, 'LOCAL'), ...body, ...versionRows, 'COMMIT;');
     return lines;
@@ -89,6 +91,17 @@ export function renderOfflineScript(plan: Plan, config: PhasegateConfig, options
     '-- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>',
   ];
   if (plan.steps.length === 0) return [...header, '', '-- nothing to do: the range holds no revision to run', ''].join('\n');
+  const start = [
+    '-- the migration lock (the one every phasegate writer takes), held until the end of this session',
+    ...timeoutStatements(config, 'SESSION'),
+    renderStatement(offlineLockStatement()),
+    renderStatement(createVersionTable(config)),
+  ];
+  if (plan.currentHeads.length > 0) {
+    start.push(`-- this script starts from ${from}: stop here unless the version table holds that`, renderStatement(expectHeadsStatement(config, plan.currentHeads)));
+  }
+  start.push('RESET lock_timeout;', 'RESET statement_timeout;');
   const sections = plan.steps.map((step) => renderStep(step, config).join('\n'));
-  return `${[header.join('\n'), ...sections].join('\n\n')}\n`;
+  const end = [`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY});`];
+  return `${[header.join('\n'), start.join('\n'), ...sections, end.join('\n')].join('\n\n')}\n`;
 }

@@ -81,6 +81,12 @@ interface Branch {
   name: string;
   root: string;
   members: Set<string>;
+  /**
+   * The members and everything below the root: what `<name>@+N` steps through. Why: Alembic counts
+   * a branch's walk up from what is applied, so from base `<name>@+1` is the first revision on the
+   * way to the branch (a shared base below the branch point), not the branch's own first revision.
+   */
+  lineage: Set<string>;
 }
 
 function fail(type: RevisionGraphErrorType, message: string, details: Record<string, unknown>): never {
@@ -556,8 +562,9 @@ export class RevisionGraph {
     }
     const relative = RELATIVE.exec(rest);
     if (relative) {
-      const start = this.positionIn(branch, current, expression);
-      return this.walk(expression, start, relative[1] as Sign, Number(relative[2]), branch);
+      const sign = relative[1] as Sign;
+      const start = this.positionIn(branch, sign === '+' ? branch.lineage : branch.members, current, expression);
+      return this.walk(expression, start, sign, Number(relative[2]), branch);
     }
     const fromHead = HEAD_STEPPED.exec(rest);
     if (fromHead) return this.walkFromTarget(expression, `${name}@head`, fromHead[1] as Sign, Number(fromHead[2]), current);
@@ -585,13 +592,15 @@ export class RevisionGraph {
     const members = this.closure([start], (x) => this.childList(x));
     for (let id = start; id !== root; id = this.parentList(id)[0]) members.add(id);
     members.add(root);
-    return { name, root, members };
+    const lineage = this.closure([root], (x) => this.parentList(x));
+    for (const id of members) lineage.add(id);
+    return { name, root, members, lineage };
   }
 
-  /** The highest applied revision of `branch` (null: none of it is applied). */
-  private positionIn(branch: Branch, current: readonly string[], expression: string): string | null {
+  /** The highest applied revision of `branch` among `within` (its members or its lineage; null: none is applied). */
+  private positionIn(branch: Branch, within: Set<string>, current: readonly string[], expression: string): string | null {
     const applied = this.appliedSet(current);
-    const inBranch = new Set([...branch.members].filter((id) => applied.has(id)));
+    const inBranch = new Set([...within].filter((id) => applied.has(id)));
     const tops = this.topsOf(inBranch);
     if (tops.length > 1) {
       fail(
@@ -607,23 +616,36 @@ export class RevisionGraph {
   private walkFromCurrent(expression: string, sign: Sign, steps: number, current: readonly string[]): ResolvedTarget {
     const heads = this.versionHeads(current);
     if (heads.length <= 1) return this.walk(expression, heads[0] ?? null, sign, steps, null);
-    if (sign === '+') {
-      /** Why: from several heads `+N` is still clear when every head leads to the same revision (e.g. their merge). */
-      const ends = heads.map((head) => {
-        try {
-          return this.walk(expression, head, sign, steps, null).heads;
-        } catch {
-          return null;
-        }
-      });
-      const first = ends[0];
-      if (first && first.length === 1 && ends.every((end) => end !== null && end.length === 1 && end[0] === first[0])) {
-        return at(first[0]);
-      }
+    if (sign === '-') {
+      /**
+       * Why: a dependency keeps its own row, yet it is not a line's top while an applied revision
+       * depends on it. Alembic walks down from the one revision nothing applied builds on, so
+       * `-1` right after upgrading a revision with dependsOn un-applies that revision.
+       */
+      const tops = this.topsBySuccessor(this.appliedSet(current));
+      if (tops.length === 1) return this.walk(expression, tops[0], sign, steps, null);
+      return this.ambiguousFromCurrent(expression, tops);
     }
+    /** Why: from several heads `+N` is still clear when every head leads to the same revision (e.g. their merge). */
+    const ends = heads.map((head) => {
+      try {
+        return this.walk(expression, head, sign, steps, null).heads;
+      } catch {
+        return null;
+      }
+    });
+    const first = ends[0];
+    if (first && first.length === 1 && ends.every((end) => end !== null && end.length === 1 && end[0] === first[0])) {
+      return at(first[0]);
+    }
+    return this.ambiguousFromCurrent(expression, heads);
+  }
+
+  /** `current` (the version table, or an offline script's starting point) has several heads to walk from. */
+  private ambiguousFromCurrent(expression: string, heads: string[]): never {
     return fail(
       'MultipleHeads',
-      `"${expression}" is ambiguous: the database has ${heads.length} heads (${list(heads)}). Say which line to move: ` +
+      `"${expression}" is ambiguous: ${heads.length} heads are applied (${list(heads)}). Say which line to move: ` +
         `"<label>@${expression}" or "<revision>${expression}" (e.g. "${heads[0]}${expression}")`,
       { target: expression, heads },
     );
@@ -656,10 +678,8 @@ export class RevisionGraph {
       for (let step = 0; step < steps; step++) {
         const next =
           position === null
-            ? branch
-              ? [branch.root]
-              : this.baseIds
-            : this.childList(position).filter((c) => !branch || branch.members.has(c));
+            ? this.baseIds.filter((b) => !branch || branch.lineage.has(b))
+            : this.childList(position).filter((c) => !branch || branch.lineage.has(c));
         if (next.length === 0) {
           fail(
             'AboveHead',
@@ -767,6 +787,11 @@ export class RevisionGraph {
       );
     }
     return this.closure(current, (x) => this.prerequisiteList(x));
+  }
+
+  /** Members of `set` that no other member names as a parent or in dependsOn, sorted by id. */
+  private topsBySuccessor(set: Set<string>): string[] {
+    return [...set].filter((id) => !this.successorList(id).some((s) => set.has(s))).sort(byId);
   }
 
   /** Members of `set` that no other member names as a parent, sorted by id. */

@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import type { PhasegateConfig } from './config';
-import { quoteIdent, type Statement } from './sql';
+import { quoteIdent, quoteLiteral, type Statement } from './sql';
 
 /**
  * Advisory lock key that every phasegate writer of a version table takes (migration steps, stamp):
@@ -32,6 +32,87 @@ export function writeHeadsStatements(config: PhasegateConfig, heads: string[]): 
     { sql: `DELETE FROM ${versionTableName(config)} WHERE NOT (version_num = ANY($1::text[]))`, params: [heads] },
     { sql: `INSERT INTO ${versionTableName(config)} (version_num) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, params: [heads] },
   ];
+}
+
+/**
+ * The offline script's version-row move for one step, as one DO block: delete exactly the rows the
+ * step replaces and insert exactly the rows it adds, leaving every other row alone (Alembic's
+ * UPDATE-by-value). Why not `writeHeadsStatements`: an offline script never reads the table, so
+ * "make the table exactly these rows" would delete the rows of lines its range does not name. The
+ * block raises, stopping psql, when a row to replace is missing or a row to add is already there:
+ * the database is not where the script was generated from.
+ */
+export function moveHeadsStatement(config: PhasegateConfig, before: readonly string[], after: readonly string[]): Statement {
+  const removed = before.filter((h) => !after.includes(h));
+  const added = after.filter((h) => !before.includes(h));
+  const table = versionTableName(config);
+  const array = (ids: readonly string[]) => `ARRAY[${ids.map(quoteLiteral).join(', ')}]::text[]`;
+  const lines = ['DO $phasegate$', 'DECLARE moved integer;', 'BEGIN'];
+  if (removed.length > 0) {
+    lines.push(
+      `  DELETE FROM ${table} WHERE version_num = ANY (${array(removed)});`,
+      '  GET DIAGNOSTICS moved = ROW_COUNT;',
+      `  IF moved <> ${removed.length} THEN`,
+      `    RAISE EXCEPTION 'phasegate: the version table does not hold %; this script was generated for another starting point', ${quoteLiteral(removed.join(', '))}`,
+      `      USING HINT = 'run phasegate current, then generate the script from what it shows';`,
+      '  END IF;',
+    );
+  }
+  if (added.length > 0) {
+    lines.push(
+      `  INSERT INTO ${table} (version_num) SELECT unnest(${array(added)}) ON CONFLICT DO NOTHING;`,
+      '  GET DIAGNOSTICS moved = ROW_COUNT;',
+      `  IF moved <> ${added.length} THEN`,
+      `    RAISE EXCEPTION 'phasegate: the version table already holds one of %; this part of the script already ran', ${quoteLiteral(added.join(', '))}`,
+      `      USING HINT = 'run phasegate current, then generate the script from what it shows';`,
+      '  END IF;',
+    );
+  }
+  lines.push('END', '$phasegate$');
+  return { sql: lines.join('\n') };
+}
+
+/**
+ * The check an offline script starts with: the version table holds every row `from` names (it may
+ * hold rows of other lines too; the script leaves those alone). Raises when it does not.
+ */
+export function expectHeadsStatement(config: PhasegateConfig, from: readonly string[]): Statement {
+  const table = versionTableName(config);
+  const expected = `ARRAY[${from.map(quoteLiteral).join(', ')}]::text[]`;
+  return {
+    sql: [
+      'DO $phasegate$',
+      'DECLARE missing text;',
+      'BEGIN',
+      `  SELECT string_agg(v, ', ') INTO missing FROM unnest(${expected}) AS v WHERE v NOT IN (SELECT version_num FROM ${table});`,
+      '  IF missing IS NOT NULL THEN',
+      `    RAISE EXCEPTION 'phasegate: this script starts from %, but the version table does not hold %', ${quoteLiteral(from.join(', '))}, missing`,
+      `      USING HINT = 'run phasegate current, then generate the script from what it shows (e.g. upgrade <current>:<target> --sql)';`,
+      '  END IF;',
+      'END',
+      '$phasegate$',
+    ].join('\n'),
+  };
+}
+
+/**
+ * The offline script's migration lock: the same advisory lock every phasegate writer takes, held
+ * for the psql session. Why try-lock: a script that waits behind a running migration would run its
+ * steps against a schema that is changing under it; failing at once says what is happening.
+ */
+export function offlineLockStatement(): Statement {
+  return {
+    sql: [
+      'DO $phasegate$',
+      'BEGIN',
+      `  IF NOT pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) THEN`,
+      `    RAISE EXCEPTION 'phasegate: another migration of this database holds the migration lock (advisory lock ${MIGRATION_LOCK_KEY})'`,
+      `      USING HINT = 'wait for it to finish (phasegate status), then run this script again';`,
+      '  END IF;',
+      'END',
+      '$phasegate$',
+    ].join('\n'),
+  };
 }
 
 export function sameHeads(a: readonly string[], b: readonly string[]): boolean {

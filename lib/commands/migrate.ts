@@ -158,7 +158,10 @@ async function runMigrateCommand(direction: Direction, options: MigrateCommandOp
 
 // ── offline ──────────────────────────────────────────────────────────────────────────────────────
 
-/** Parses `from:to`; `to` alone means from base for an upgrade and is refused for a downgrade. */
+/**
+ * Parses `from:to`; `to` alone means from base for an upgrade and is refused for a downgrade.
+ * `from` may name several heads, comma-separated (`a,b:head`), when the database has several lines.
+ */
 export function parseOfflineRange(direction: Direction, range: string): { from: string; to: string } {
   const parts = range.split(':').map((p) => p.trim());
   if (parts.length === 1 && direction === 'upgrade') return { from: 'base', to: parts[0] };
@@ -180,7 +183,8 @@ async function renderScript(project: Project, database: string, direction: Direc
     project.config.databases[database] ? migrationsDirectoryFor(project.config, database) : project.config.migrations.directory,
   );
   const loaded = loadRevisions(directory);
-  const start = loaded.graph.versionHeads(loaded.graph.resolve(from, []));
+  // `a,b:target`: a starting point of several heads (one line each).
+  const start = loaded.graph.versionHeads(from.split(',').flatMap((head) => loaded.graph.resolve(head.trim(), [])));
   const plan = await buildPlan({ database, revisions: loaded.revisions, currentHeads: start, target: to, direction });
   return {
     mode: 'sql',

@@ -48,3 +48,11 @@ export function ensureDebianPostgres(major: string, log: (line: string) => void)
   if (!existsSync(path.join(binDir, 'initdb'))) throw new Error(`apt-get installed ${pkg} but ${binDir}/initdb is still missing`);
   return binDir;
 }
+
+/**
+ * psql, for tests that run an offline (`--sql`) script the way a DBA does. Debian's PostgreSQL 15
+ * packages bring it (installed with apt-get when missing); psql 15 talks to newer servers too.
+ */
+export function psqlBinary(log: (line: string) => void = () => {}): string {
+  return path.join(ensureDebianPostgres('15', log), 'psql');
+}

@@ -92,16 +92,41 @@ test('a transactional revision renders as one transaction: timeouts first, its s
       '-- from base; 1 revision(s); lock_timeout 500ms on every statement',
       '-- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>',
       '',
+      '-- the migration lock (the one every phasegate writer takes), held until the end of this session',
+      "SET lock_timeout = '500ms';",
+      'SET statement_timeout = 0;  -- no limit',
+      'DO $phasegate$',
+      'BEGIN',
+      '  IF NOT pg_try_advisory_lock(1885888883) THEN',
+      "    RAISE EXCEPTION 'phasegate: another migration of this database holds the migration lock (advisory lock 1885888883)'",
+      "      USING HINT = 'wait for it to finish (phasegate status), then run this script again';",
+      '  END IF;',
+      'END',
+      '$phasegate$;',
+      'CREATE TABLE IF NOT EXISTS "public"."phasegate_version" (version_num text PRIMARY KEY);',
+      'RESET lock_timeout;',
+      'RESET statement_timeout;',
+      '',
       '-- Running upgrade aaa111: add accounts.plan [phase expand] (aaa111_x.ts; version rows <base> -> aaa111)',
       '-- operations: add column accounts.plan',
       'BEGIN;',
       "SET LOCAL lock_timeout = '500ms';",
       'SET LOCAL statement_timeout = 0;  -- no limit',
       'ALTER TABLE "accounts" ADD COLUMN IF NOT EXISTS "plan" text;',
-      'CREATE TABLE IF NOT EXISTS "public"."phasegate_version" (version_num text PRIMARY KEY);',
-      `DELETE FROM "public"."phasegate_version" WHERE NOT (version_num = ANY('{"aaa111"}'::text[]));`,
-      `INSERT INTO "public"."phasegate_version" (version_num) SELECT unnest('{"aaa111"}'::text[]) ON CONFLICT DO NOTHING;`,
+      'DO $phasegate$',
+      'DECLARE moved integer;',
+      'BEGIN',
+      `  INSERT INTO "public"."phasegate_version" (version_num) SELECT unnest(ARRAY['aaa111']::text[]) ON CONFLICT DO NOTHING;`,
+      '  GET DIAGNOSTICS moved = ROW_COUNT;',
+      '  IF moved <> 1 THEN',
+      "    RAISE EXCEPTION 'phasegate: the version table already holds one of %; this part of the script already ran', 'aaa111'",
+      "      USING HINT = 'run phasegate current, then generate the script from what it shows';",
+      '  END IF;',
+      'END',
+      '$phasegate$;',
       'COMMIT;',
+      '',
+      'SELECT pg_advisory_unlock(1885888883);',
       '',
     ].join('\n'),
   );
@@ -124,16 +149,11 @@ test('a non-transactional revision runs outside BEGIN under session timeouts, th
   expect(setLock).toBeGreaterThan(0);
   expect(create).toBeGreaterThan(setLock);
   expect(begin).toBeGreaterThan(create);
-  expect(lines.slice(begin)).toEqual([
-    'BEGIN;',
-    'CREATE TABLE IF NOT EXISTS "public"."phasegate_version" (version_num text PRIMARY KEY);',
-    `DELETE FROM "public"."phasegate_version" WHERE NOT (version_num = ANY('{"ccc333"}'::text[]));`,
-    `INSERT INTO "public"."phasegate_version" (version_num) SELECT unnest('{"ccc333"}'::text[]) ON CONFLICT DO NOTHING;`,
-    'COMMIT;',
-    'RESET lock_timeout;',
-    'RESET statement_timeout;',
-    '',
-  ]);
+  const commit = lines.indexOf('COMMIT;');
+  expect(lines[begin + 1]).toBe('DO $phasegate$');
+  expect(lines.slice(begin, commit).join('\n')).toContain(`DELETE FROM "public"."phasegate_version" WHERE version_num = ANY (ARRAY['bbb222']::text[]);`);
+  expect(lines.slice(begin, commit).join('\n')).toContain(`SELECT unnest(ARRAY['ccc333']::text[])`);
+  expect(lines.slice(commit, commit + 4)).toEqual(['COMMIT;', 'RESET lock_timeout;', 'RESET statement_timeout;', '']);
   expect(section).not.toMatch(/SET LOCAL/);
 });
 
@@ -147,7 +167,7 @@ test('no DDL statement in a full upgrade or downgrade script runs before lock_ti
   // The checker itself notices a missing setting.
   expect(ddlWithoutLockTimeout(up.replace(/^SET LOCAL lock_timeout.*$/m, ''))).toEqual([
     'ALTER TABLE "accounts" ADD COLUMN IF NOT EXISTS "plan" text;',
-    'CREATE TABLE IF NOT EXISTS "public"."phasegate_version" (version_num text PRIMARY KEY);',
+    'DO $phasegate$',
   ]);
 });
 
@@ -156,7 +176,8 @@ test('a downgrade walks down in reverse and ends with an empty version table', a
   const order = [...sql.matchAll(/^-- Running downgrade (\w+)/gm)].map((m) => m[1]);
   expect(order).toEqual(['bbb222', 'aaa111']);
   expect(sql).toContain('ALTER TABLE "accounts" DROP COLUMN IF EXISTS "plan";');
-  expect(sql).toContain(`DELETE FROM "public"."phasegate_version" WHERE NOT (version_num = ANY('{}'::text[]));`);
+  expect(sql).toContain(`DELETE FROM "public"."phasegate_version" WHERE version_num = ANY (ARRAY['aaa111']::text[]);`);
+  expect(sql.slice(sql.indexOf('-- Running downgrade aaa111'))).not.toContain('INSERT INTO "public"."phasegate_version"');
   expect(sql).toContain('version rows aaa111 -> <base>');
 });
 
@@ -175,7 +196,8 @@ test('a merge step collapses two rows into one; nothing to do renders only the h
   const join = loaded({ id: 'eee555', parents: ['aaa111', 'ddd444'], message: 'merge', upgrade() {}, downgrade() {} });
   const sql = await script('upgrade', ['aaa111', 'ddd444'], 'eee555', {}, [revisions[0], side, join]);
   expect(sql).toContain('version rows aaa111, ddd444 -> eee555');
-  expect(sql).toContain(`ANY('{"eee555"}'::text[])`);
+  expect(sql).toContain(`WHERE version_num = ANY (ARRAY['aaa111', 'ddd444']::text[]);`);
+  expect(sql).toContain(`SELECT unnest(ARRAY['eee555']::text[])`);
 
   const empty = await script('upgrade', ['eee555'], 'heads', {}, [revisions[0], side, join]);
   expect(empty).toContain('-- nothing to do');

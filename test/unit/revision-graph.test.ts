@@ -321,6 +321,29 @@ describe('resolve', () => {
     expect(forest.resolve('shoppingcart@head-1')).toEqual([CART]);
   });
 
+  test('<label>@+N from base steps through the shared revisions below the branch, one per step (as Alembic)', () => {
+    expect(forest.upgradePath([], 'shoppingcart@+1')).toEqual([ACCOUNT]);
+    expect(forest.upgradePath([], 'shoppingcart@+2')).toEqual([ACCOUNT, CART]);
+    expect(forest.upgradePath([ACCOUNT], 'shoppingcart@+1')).toEqual([CART]);
+    expect(forest.upgradePath([], 'networking@+2')).toEqual([NET, IP]);
+    // Siblings applied beside the branch do not count as steps of it.
+    expect(forest.upgradePath([MORE], 'shoppingcart@+1')).toEqual([CART]);
+  });
+
+  test('-N right after upgrading a revision with dependsOn walks down that revision, not its dependency', () => {
+    const graph = RevisionGraph.build([rev('a1'), rev('a2', ['a1']), rev('b1'), rev('b2', ['b1'], { dependsOn: ['a2'] })]);
+    const rows = run(graph, [], 'b2', 'upgrade');
+    expect(rows).toEqual(['a2', 'b2']);
+    expect(graph.resolve('-1', rows)).toEqual(['b1']);
+    expect(graph.downgradePath(rows, '-1')).toEqual(['b2']);
+    expect(run(graph, rows, '-1', 'downgrade')).toEqual(['a2', 'b1']);
+    // Two lines nothing else builds on stay ambiguous; the message names what is applied, not "the database".
+    const err = errorOf(() => graph.resolve('-1', ['a2', 'b1']));
+    expect(err.type).toBe('MultipleHeads');
+    expect(err.message).toContain('2 heads are applied (a2, b1)');
+    expect(err.message).not.toContain('database');
+  });
+
   test('InvalidTarget for malformed expressions', () => {
     expect(errorOf(() => linear.resolve('')).type).toBe('InvalidTarget');
     expect(errorOf(() => forest.resolve('shoppingcart@sideways')).type).toBe('InvalidTarget');
