@@ -177,32 +177,6 @@ export class RevisionGraph {
     }
 
     const ids = [...byIdMap.keys()].sort(byId);
-    const missingParents: Array<{ revision: string; parent: string }> = [];
-    const missingDependencies: Array<{ revision: string; dependency: string }> = [];
-    for (const id of ids) {
-      const node = byIdMap.get(id) as RevisionNode;
-      for (const parent of sortedUnique(node.parents)) if (!byIdMap.has(parent)) missingParents.push({ revision: id, parent });
-      for (const dependency of sortedUnique(node.dependsOn)) {
-        if (!byIdMap.has(dependency)) missingDependencies.push({ revision: id, dependency });
-      }
-    }
-    if (missingParents.length > 0) {
-      fail(
-        'MissingParent',
-        `parent revision not found: ${list(missingParents.map((m) => `${m.revision} → ${m.parent}`))}. Restore the ` +
-          'missing revision file, or point the parent at an existing revision (`phasegate history` lists them)',
-        { missing: missingParents },
-      );
-    }
-    if (missingDependencies.length > 0) {
-      fail(
-        'MissingDependency',
-        `dependsOn revision not found: ${list(missingDependencies.map((m) => `${m.revision} → ${m.dependency}`))}. ` +
-          'dependsOn must name existing revision ids: restore the missing file or fix the id (`phasegate history` lists them)',
-        { missing: missingDependencies },
-      );
-    }
-
     const badLabels: Array<{ revision: string; label: string }> = [];
     const clashes: Array<{ label: string; revisions: string[] }> = [];
     const labelOwner = new Map<string, string>();
@@ -234,6 +208,40 @@ export class RevisionGraph {
       );
     }
 
+    const missingParents: Array<{ revision: string; parent: string }> = [];
+    const missingDependencies: Array<{ revision: string; dependency: string }> = [];
+    for (const id of ids) {
+      const node = byIdMap.get(id) as RevisionNode;
+      for (const parent of sortedUnique(node.parents)) if (!byIdMap.has(parent)) missingParents.push({ revision: id, parent });
+      for (const dependency of sortedUnique(node.dependsOn)) {
+        if (!byIdMap.has(dependency) && !labelOwner.has(dependency)) missingDependencies.push({ revision: id, dependency });
+      }
+    }
+    if (missingParents.length > 0) {
+      fail(
+        'MissingParent',
+        `parent revision not found: ${list(missingParents.map((m) => `${m.revision} → ${m.parent}`))}. Restore the ` +
+          'missing revision file, or point the parent at an existing revision (`phasegate history` lists them)',
+        { missing: missingParents },
+      );
+    }
+    if (missingDependencies.length > 0) {
+      fail(
+        'MissingDependency',
+        `dependsOn revision not found: ${list(missingDependencies.map((m) => `${m.revision} → ${m.dependency}`))}. ` +
+          'dependsOn must name existing revision ids or branch labels: restore the missing file or fix the id (`phasegate history` lists them)',
+        { missing: missingDependencies },
+      );
+    }
+
+    /**
+     * Why labels: Alembic accepts a branch label in depends_on (and `revision --depends-on <label>`
+     * writes the label), meaning the revision that carries it. The graph stores the revision id.
+     */
+    for (const node of byIdMap.values()) {
+      node.dependsOn = node.dependsOn.map((d) => (byIdMap.has(d) ? d : (labelOwner.get(d) ?? d)));
+    }
+
     return new RevisionGraph(byIdMap, labelOwner);
   }
 
@@ -255,6 +263,11 @@ export class RevisionGraph {
   /** Every revision, oldest first: each after its parents and dependencies. */
   all(): RevisionNode[] {
     return this.topological.map((id) => this.node(id));
+  }
+
+  /** Whether `name` is a branch label (not a revision id). */
+  isBranchLabel(name: string): boolean {
+    return this.labelOwner.has(name) && !this.nodes.has(name);
   }
 
   /** Revisions no other revision names as a parent, sorted by id (dependency-only targets included). */

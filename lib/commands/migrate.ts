@@ -22,6 +22,7 @@ import { temporalConnectionOptions } from '../temporal-connection';
 import { readCurrentHeads } from './database';
 import { loadProject, loadRevisions, type Project, type ProjectOptions } from './project';
 import { DEFAULT_DATABASE } from './version';
+import { sameHeads } from '../version-table';
 
 export interface MigrateCommandOptions extends ProjectOptions {
   /** Alias of a configured database. Default `default`. */
@@ -186,6 +187,16 @@ async function renderScript(project: Project, database: string, direction: Direc
   // `a,b:target`: a starting point of several heads (one line each).
   const start = loaded.graph.versionHeads(from.split(',').flatMap((head) => loaded.graph.resolve(head.trim(), [])));
   const plan = await buildPlan({ database, revisions: loaded.revisions, currentHeads: start, target: to, direction });
+  if (direction === 'downgrade' && plan.steps.length === 0 && !sameHeads(loaded.graph.versionHeads(loaded.graph.resolve(to, start)), start)) {
+    // Why refuse (as Alembic does): an empty script for `X:Y` with Y beside or above X reads as
+    // "nothing to un-apply" when the range itself is wrong.
+    throw new PhasegateError(
+      'WrongDirection',
+      `downgrade ${from}:${to} un-applies nothing: "${to}" is not below "${from}" (${start.join(', ') || 'base'}). ` +
+        `Name a lower revision (e.g. "${from}:-1" or "${from}:base"), or use \`upgrade ${from}:${to} --sql\` to go up`,
+      { details: { from, to } },
+    );
+  }
   return {
     mode: 'sql',
     database,

@@ -75,7 +75,20 @@ const freshId = (graph: RevisionGraph): string => freshIds(graph, 1)[0];
 
 /** Builds the graph with `node` added: duplicate labels, bad labels and cycles fail here, before writing. */
 function checkWith(loaded: LoadedRevisions, node: RevisionNode): void {
-  RevisionGraph.build([...loaded.graph.all(), node]);
+  try {
+    RevisionGraph.build([...loaded.graph.all(), node]);
+  } catch (err) {
+    const clash = (err as PhasegateError).type === 'DuplicateBranchLabel' ? node.branchLabels[0] : undefined;
+    if (clash === undefined) throw err;
+    // Why: the graph's message names the new revision's id, which was never written anywhere.
+    const owner = loaded.graph.has(clash) ? `is the id of revision ${clash}` : `already names the branch of revision ${loaded.graph.resolve(clash)[0]}`;
+    throw new PhasegateError(
+      'DuplicateBranchLabel',
+      `--branch-label ${clash} ${owner}; nothing was written. Pick a label no other branch uses (\`phasegate branches\` and \`phasegate heads\` list them), ` +
+        `or leave --branch-label out and target the branch by its existing label`,
+      { details: { label: clash } },
+    );
+  }
 }
 
 /** The parent(s) of a new revision: the single head, `--head <rev>` (a head), or none for `--head base`. */
@@ -111,7 +124,8 @@ export async function revision(options: RevisionOptions): Promise<NewRevisionRes
   const directory = migrationsDirectory(project, options.database);
   const loaded = loadExisting(directory);
   const parents = parentFor(loaded, options.head);
-  const dependsOn = (options.dependsOn ?? []).map((d) => resolveOne(loaded.graph, d, '--depends-on'));
+  // A branch label is written as the label (as Alembic writes it); anything else as the revision id it names.
+  const dependsOn = (options.dependsOn ?? []).map((d) => (loaded.graph.isBranchLabel(d) ? d : resolveOne(loaded.graph, d, '--depends-on')));
   const branchLabels = options.branchLabel ? [options.branchLabel] : [];
   const id = freshId(loaded.graph);
   checkWith(loaded, { id, parents, dependsOn, branchLabels, message });

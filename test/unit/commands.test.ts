@@ -140,10 +140,24 @@ describe('revision', () => {
 
     const label = await failure(revision({ ...p, message: 'x', head: 'a2', branchLabel: 'side' }));
     expect(label.type).toBe('DuplicateBranchLabel');
+    // The real conflict (b1 owns "side") and the fix; never the id the new file would have had.
+    expect(label.message).toBe(
+      '--branch-label side already names the branch of revision b1; nothing was written. Pick a label no other branch uses ' +
+        '(`phasegate branches` and `phasegate heads` list them), or leave --branch-label out and target the branch by its existing label',
+    );
     expect(readdirSync(p.dir).sort()).toEqual(['a1_first.js', 'a2_second.js', 'b1_side.js']);
 
     const noMessage = await failure(revision({ ...p, message: '  ', head: 'a2' }));
     expect(noMessage.type).toBe('MissingMessage');
+  });
+
+  test('--depends-on <label> is written as the label (as Alembic writes it) and means the labelled revision', async () => {
+    const p = project({ ...linear, 'b1_side.js': rev('b1', null, { extra: "branchLabels: ['side']," }) });
+    const created = await revision({ ...p, message: 'needs side', head: 'a2', dependsOn: ['side'] });
+    expect(created.dependsOn).toEqual(['side']);
+    expect(readFileSync(created.file, 'utf8')).toMatch(/dependsOn: \[['"]side['"]\]/);
+    const plan = await upgrade({ ...p, sql: true, target: created.id });
+    expect(plan.steps.map((s) => s.revision)).toEqual(['a1', 'a2', 'b1', created.id]);
   });
 
   test('slugs are lowercase words joined by _, cut near 40 characters', () => {
@@ -304,9 +318,20 @@ describe('upgrade / downgrade --sql (offline) and checks before going online', (
     expect(missing.message).toContain('<from>:<to>');
     const oneDown = await downgrade({ ...p, sql: true, target: 'head:-1' });
     expect(oneDown.steps.map((s) => s.revision)).toEqual(['a2']);
-    expect(oneDown.script).toContain(`ANY('{"a1"}'::text[])`);
+    expect(oneDown.script).toContain(`DELETE FROM "public"."phasegate_version" WHERE version_num = ANY (ARRAY['a2']::text[]);`);
     const below = await failure(downgrade({ ...p, sql: true, target: 'head:-3' }));
     expect(below.type).toBe('BelowBase');
+  });
+
+  test('downgrade X:Y --sql with Y not below X is refused (as Alembic refuses), not an empty script', async () => {
+    const p = project({ ...linear, 'b1_side.js': rev('b1', null), 'b2_dep.js': rev('b2', 'b1', { extra: "dependsOn: ['a2']," }) });
+    // a2 is a dependency of b2, not below it on its line: nothing would be un-applied.
+    const sideways = await failure(downgrade({ ...p, sql: true, target: 'b2:a2' }));
+    expect(sideways.type).toBe('WrongDirection');
+    expect(sideways.message).toContain('"a2" is not below "b2"');
+    const up = await failure(downgrade({ ...p, sql: true, target: 'a1:a2' }));
+    expect(up.type).toBe('WrongDirection');
+    expect((await downgrade({ ...p, sql: true, target: 'b2:b1' })).steps.map((s) => s.revision)).toEqual(['b2']);
   });
 
   test('the plan is checked as a whole: CONCURRENTLY in a transactional revision fails naming the file', async () => {
