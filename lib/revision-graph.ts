@@ -265,6 +265,16 @@ export class RevisionGraph {
     return this.topological.map((id) => this.node(id));
   }
 
+  /**
+   * The branch labels that name a branch `id` belongs to, sorted: its own, and those of the
+   * revisions whose branch it is part of (Alembic shows a label on the whole branch: the labelled
+   * revision, its descendants, and its ancestors back to the branch point).
+   */
+  branchNamesOf(id: string): string[] {
+    this.get(id);
+    return [...this.labelOwner.keys()].filter((label) => this.branch(label, label).members.has(id)).sort(byId);
+  }
+
   /** Whether `name` is a branch label (not a revision id). */
   isBranchLabel(name: string): boolean {
     return this.labelOwner.has(name) && !this.nodes.has(name);

@@ -14,7 +14,7 @@ import type { InitResult } from './init';
 /** `abc123 (label) (head) (branchpoint)`. */
 export function decorated(revision: RevisionSummary & { isCurrent?: boolean }): string {
   const parts = [revision.id];
-  if (revision.branchLabels.length) parts.push(`(${revision.branchLabels.join(', ')})`);
+  if (revision.branchNames.length) parts.push(`(${revision.branchNames.join(', ')})`);
   if (revision.isHead) parts.push('(head)');
   if (revision.isBranchPoint) parts.push('(branchpoint)');
   if (revision.isMerge) parts.push('(mergepoint)');

@@ -120,6 +120,8 @@ export interface RevisionSummary {
   children: string[];
   dependsOn: string[];
   branchLabels: string[];
+  /** Every label naming a branch this revision is on (its own and inherited), as history and heads show them. */
+  branchNames: string[];
   /** File name inside the migrations folder. */
   file: string;
   isHead: boolean;
@@ -142,6 +144,7 @@ export function summarize(loaded: LoadedRevisions, node: RevisionNode | string):
     children,
     dependsOn: [...graphNode.dependsOn],
     branchLabels: [...graphNode.branchLabels],
+    branchNames: loaded.graph.branchNamesOf(id),
     file: revision ? path.basename(revision.file) : '',
     isHead: children.length === 0,
     isBase: graphNode.parents.length === 0,

@@ -208,6 +208,19 @@ describe('heads, branches, history', () => {
     expect(verbose).toContain('b1_cart.js\n\n    msg b1');
   });
 
+  test('a label shows on its whole branch: the labelled revision, its descendants and its ancestors up to the branch point', async () => {
+    const p = project({ 'x1_root.js': rev('x1', null), 'x2_mid.js': rev('x2', 'x1'), 'x3_top.js': rev('x3', 'x2', { extra: "branchLabels: ['xl']," }), 'x4_after.js': rev('x4', 'x3') });
+    const lines = formatHistory(await history(p)).split('\n');
+    expect(lines).toEqual([
+      'x3 -> x4 (xl) (head), msg x4',
+      'x2 -> x3 (xl), msg x3',
+      'x1 -> x2 (xl), msg x2',
+      '<base> -> x1 (xl), msg x1',
+    ]);
+    // The file's own declaration is unchanged.
+    expect((await heads(p)).heads[0]).toMatchObject({ id: 'x4', branchLabels: [], branchNames: ['xl'] });
+  });
+
   test('branches shows each branch point and what it splits into', async () => {
     const p = project(forest);
     expect(formatBranches(await branches(p))).toBe(
