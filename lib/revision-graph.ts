@@ -337,9 +337,9 @@ export class RevisionGraph {
     return this.topological.filter((id) => applied.has(id));
   }
 
-  /** The canonical version-table rows for `current`: applied revisions without an applied child. */
+  /** The canonical version-table rows for `current`: applied revisions nothing applied builds on (as parent or dependency). */
   versionHeads(current: readonly string[]): string[] {
-    return this.topsOf(this.appliedSet(current));
+    return this.topsBySuccessor(this.appliedSet(current));
   }
 
   /**
@@ -347,9 +347,10 @@ export class RevisionGraph {
    * in order, starting from `current`. A merge collapses the rows of its parents into one; a branch
    * point gains a row per applied child; un-applying a merge brings its parents' rows back.
    *
-   * Why a dependency keeps its own row: Alembic deletes it when a dependent is applied and later
-   * infers it back ("implied versions"), a source of downgrade bugs. Here the table names every
-   * line's head literally, so `current` reads as what is applied, and either form is accepted.
+   * Why a dependency has no row of its own while a dependent is applied: that is Alembic's form
+   * (the dependency is implied), so a table phasegate wrote is one Alembic can continue from, and
+   * back. Un-applying the dependent brings the dependency's row back. Either form is accepted as
+   * `current`, since the applied set is computed from the rows' ancestors.
    *
    * Throws OutOfOrder when a step does not fit: applying a revision before its parents and
    * dependencies, or twice; un-applying one that is not applied or that applied revisions build on.
@@ -386,7 +387,7 @@ export class RevisionGraph {
         applied.delete(id);
       }
     }
-    return this.topsOf(applied);
+    return this.topsBySuccessor(applied);
   }
 
   // ── targets ──────────────────────────────────────────────────────────────────────────────────
@@ -638,17 +639,10 @@ export class RevisionGraph {
   /** `+N` / `-N`: from the single current head. */
   private walkFromCurrent(expression: string, sign: Sign, steps: number, current: readonly string[]): ResolvedTarget {
     const heads = this.versionHeads(current);
+    // A dependency is not a head while an applied revision depends on it, so `-1` right after
+    // upgrading a revision with dependsOn walks down that revision, as in Alembic.
     if (heads.length <= 1) return this.walk(expression, heads[0] ?? null, sign, steps, null);
-    if (sign === '-') {
-      /**
-       * Why: a dependency keeps its own row, yet it is not a line's top while an applied revision
-       * depends on it. Alembic walks down from the one revision nothing applied builds on, so
-       * `-1` right after upgrading a revision with dependsOn un-applies that revision.
-       */
-      const tops = this.topsBySuccessor(this.appliedSet(current));
-      if (tops.length === 1) return this.walk(expression, tops[0], sign, steps, null);
-      return this.ambiguousFromCurrent(expression, tops);
-    }
+    if (sign === '-') return this.ambiguousFromCurrent(expression, heads);
     /** Why: from several heads `+N` is still clear when every head leads to the same revision (e.g. their merge). */
     const ends = heads.map((head) => {
       try {

@@ -333,7 +333,9 @@ describe('resolve', () => {
   test('-N right after upgrading a revision with dependsOn walks down that revision, not its dependency', () => {
     const graph = RevisionGraph.build([rev('a1'), rev('a2', ['a1']), rev('b1'), rev('b2', ['b1'], { dependsOn: ['a2'] })]);
     const rows = run(graph, [], 'b2', 'upgrade');
-    expect(rows).toEqual(['a2', 'b2']);
+    expect(rows).toEqual(['b2']);
+    // A table written in the other form (the dependency's row kept) means the same.
+    expect(graph.resolve('-1', ['a2', 'b2'])).toEqual(['b1']);
     expect(graph.resolve('-1', rows)).toEqual(['b1']);
     expect(graph.downgradePath(rows, '-1')).toEqual(['b2']);
     expect(run(graph, rows, '-1', 'downgrade')).toEqual(['a2', 'b1']);
@@ -492,10 +494,13 @@ describe('headsAfter', () => {
     expect(diamond.headsAfter(['l1', 'r1'], 'r1', 'downgrade')).toEqual(['l1']);
   });
 
-  test('a dependency keeps its own row (where Alembic would drop it)', () => {
-    expect(forest.headsAfter([DNS, ANOTHER], IP_ACCOUNT, 'upgrade')).toEqual([IP_ACCOUNT, ANOTHER]);
-    expect(forest.versionHeads([IP_ACCOUNT])).toEqual([IP_ACCOUNT, ANOTHER]);
+  test('a dependency has no row while its dependent is applied (Alembic\'s form), and gets it back when the dependent is un-applied', () => {
+    expect(forest.headsAfter([DNS, ANOTHER], IP_ACCOUNT, 'upgrade')).toEqual([IP_ACCOUNT]);
+    expect(forest.versionHeads([IP_ACCOUNT, ANOTHER])).toEqual([IP_ACCOUNT]);
     expect(forest.appliedRevisions([IP_ACCOUNT])).toEqual([NET, IP, DNS, ACCOUNT, COLUMN, ANOTHER, IP_ACCOUNT]);
+    expect(forest.headsAfter([IP_ACCOUNT], IP_ACCOUNT, 'downgrade')).toEqual([DNS, ANOTHER]); // sorted by id
+    // A line above the dependency keeps its own row beside the dependent.
+    expect(forest.versionHeads([IP_ACCOUNT, MORE])).toEqual([IP_ACCOUNT, MORE]);
   });
 
   test('OutOfOrder when a step does not fit the applied set', () => {
