@@ -6,7 +6,7 @@ test/alembic-parity/alembic-answers.json, for the conformance test to compare ph
 For each graph it writes an Alembic project (one revision file per revision, empty upgrade and
 downgrade bodies, down_revision / branch_labels / depends_on), then asks Alembic itself:
 `heads`, `history -r <range>`, and for each scenario the commands in order, from an empty SQLite
-database: an online command runs against it; an offline (`--sql`) command's script is executed
+database: an online command (upgrade, downgrade, stamp) runs against it; an offline (`--sql`) command's script is executed
 in it with sqlite3. Each answer is the revisions the command ran (in order) and the version rows
 it left, or the first line of Alembic's error.
 
@@ -137,7 +137,10 @@ def answer_graph(name, graph, work):
             handler = Ran()
             log.addHandler(handler)
             try:
-                (command.upgrade if verb == 'upgrade' else command.downgrade)(config(folder, db, buf), target, sql=offline)
+                if verb == 'stamp':
+                    command.stamp(config(folder, db, buf), target)
+                else:
+                    (command.upgrade if verb == 'upgrade' else command.downgrade)(config(folder, db, buf), target, sql=offline)
                 if offline:
                     script = buf.getvalue()
                     con = sqlite3.connect(db)

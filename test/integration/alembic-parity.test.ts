@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { downgrade, heads, history, upgrade } from '../../lib/commands';
+import { downgrade, heads, history, stamp, upgrade } from '../../lib/commands';
 import { loadRevisions } from '../../lib/commands/project';
 import { loadConfig } from '../../lib/config';
 import { createTestDatabase, type TestDatabase } from '../helpers';
@@ -96,8 +96,18 @@ describe.each(Object.keys(graphs))('%s', (name) => {
       for (const [i, text] of graph.scenarios[scenario].entries()) {
         const [verb, target] = text.split(' ');
         const direction = verb as 'upgrade' | 'downgrade';
+        if (verb === 'stamp') rows = await readRows();
         let answer: Answer;
-        if (text.endsWith('--sql')) {
+        if (verb === 'stamp') {
+          // stamp writes the version table of a real database (no DDL); nothing is run.
+          try {
+            await stamp({ cwd: p.cwd, config: loadConfig({ databases: { default: { url: db.url, migrationsDirectory: p.dir } } }, {}), database: 'default', targets: [target] });
+            rows = await readRows();
+            answer = { ran: [], rows };
+          } catch (err) {
+            answer = { error: errorText(err), rows };
+          }
+        } else if (text.endsWith('--sql')) {
           try {
             const result = await (direction === 'upgrade' ? upgrade : downgrade)({ ...p, sql: true, target });
             const file = path.join(p.cwd, `${scenario}-${i}.sql`);
