@@ -113,6 +113,8 @@ export class RevisionGraph {
   private readonly headIds: string[];
   private readonly baseIds: string[];
   private readonly topological: string[];
+  /** Each branch label's members, built on the first `branchNamesOf` (history and heads ask per revision). */
+  private labelMembers?: Map<string, Set<string>>;
 
   private constructor(nodes: Map<string, RevisionNode>, labelOwner: Map<string, string>) {
     this.nodes = nodes;
@@ -272,7 +274,8 @@ export class RevisionGraph {
    */
   branchNamesOf(id: string): string[] {
     this.get(id);
-    return [...this.labelOwner.keys()].filter((label) => this.branch(label, label).members.has(id)).sort(byId);
+    this.labelMembers ??= new Map([...this.labelOwner.keys()].map((label) => [label, this.branch(label, label).members]));
+    return [...this.labelMembers].filter(([, members]) => members.has(id)).map(([label]) => label).sort(byId);
   }
 
   /** Whether `name` is a branch label (not a revision id). */
