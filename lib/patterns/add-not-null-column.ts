@@ -9,7 +9,7 @@ import { identifier, ident, objectName, sqlExpression, sqlType, tableName, table
 import { call, commented, definePattern, type RevisionDraft } from './types';
 
 /** A literal PostgreSQL evaluates once at ADD COLUMN: `0`, `'free'`, `true`, `'{}'::jsonb`. */
-const CONSTANT = /^(?:-?\d+(?:\.\d+)?|'(?:[^']|'')*'|true|false)(?:\s*::\s*[a-z_][a-z0-9_ ]*(?:\(\s*\d+(?:\s*,\s*\d+)?\s*\))?(?:\[\])?)?$/i;
+export const CONSTANT = /^(?:-?\d+(?:\.\d+)?|'(?:[^']|'')*'|true|false)(?:\s*::\s*[a-z_][a-z0-9_ ]*(?:\(\s*\d+(?:\s*,\s*\d+)?\s*\))?(?:\[\])?)?$/i;
 
 export default definePattern({
   name: 'add-not-null-column',
