@@ -61,6 +61,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Autogenerate's desired schema (`phasegate revision --autogenerate`, `check`, `drift`). */
+    schema: z
+      .object({
+        /** The SQL file holding the schema as it should be; relative to the project folder. */
+        file: z.string().min(1).default('schema.sql'),
+        /** Where PostgreSQL parses it: a scratch database on the target server, or a temporary embedded PostgreSQL. */
+        shadow: z.enum(['scratch', 'embedded'], { error: 'must be "scratch" (a throwaway database on the target server) or "embedded" (a temporary local PostgreSQL)' }).default('scratch'),
+      })
+      .strict()
+      .prefault({}),
     defaults: z
       .object({
         /** Longest wait for a lock before a DDL statement gives up (and is retried with backoff). */

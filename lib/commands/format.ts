@@ -3,6 +3,7 @@
  * CLI stays a thin wrapper and the text can be tested without running it. Pure.
  */
 import path from 'node:path';
+import type { AutogenerateResult, DriftResult, SchemaCheckResult, SchemaComparison } from './autogenerate';
 import type { BranchesResult, HeadsResult, HistoryResult } from './history';
 import type { MigrateEvent, OfflineMigrateResult, OnlineMigrateResult } from './migrate';
 import type { NewRevisionResult } from './revision';
@@ -148,4 +149,56 @@ export function formatEvent(event: MigrateEvent): string | null {
     case 'warning':
       return `warning: ${event.message}`;
   }
+}
+
+/** The lists every schema comparison ends with: what has no safe step, and what is not compared. */
+function comparisonNotes(result: Pick<SchemaComparison, 'notSupported' | 'notCompared'>): string[] {
+  const lines: string[] = [];
+  if (result.notSupported.length > 0) {
+    lines.push(`not written (no safe step; do these by hand): ${result.notSupported.length}`);
+    for (const n of result.notSupported) lines.push(`  ! ${n.object}: ${n.reason}`);
+  }
+  if (result.notCompared.length > 0) {
+    lines.push(`not compared (autogenerate does not read these yet; check them yourself): ${result.notCompared.length}`);
+    for (const n of result.notCompared) lines.push(`  ? ${n.kind} ${n.object}`);
+  }
+  return lines;
+}
+
+const against = (r: SchemaComparison) => (r.against === 'database' ? `database "${r.database}"` : 'the revision chain (built in a shadow database)');
+
+export function formatAutogenerate(result: AutogenerateResult): string {
+  const lines: string[] = [];
+  if (result.files.length === 0) {
+    lines.push(`no changes: ${against(result)} matches ${result.schemaFile}${result.notSupported.length ? ' except what is listed below' : ''}; nothing written`);
+  } else {
+    lines.push(`${result.differences.length} difference(s) between ${against(result)} and ${result.schemaFile}:`, ...result.differences.map((d) => `  ${d}`));
+    lines.push(`wrote ${result.files.length} revision(s) in ${result.directory}:`);
+    for (const f of result.files) {
+      const hooks = [f.transactional ? '' : 'non-transactional', f.gate ? `gate "${f.gate.name ?? f.id}"` : '', f.backfill ? 'backfill' : '', f.check ? 'check' : ''].filter(Boolean);
+      lines.push(`  ${f.id} [${f.phase}] ${f.message}${hooks.length ? ` — ${hooks.join('; ')}` : ''}`);
+    }
+    if (result.review.length > 0) lines.push('review before applying:', ...result.review.map((r) => `  * ${r}`));
+  }
+  return [...lines, ...comparisonNotes(result)].join('\n');
+}
+
+export function formatSchemaCheck(result: SchemaCheckResult): string {
+  if (result.upToDate) return [`${against(result)} matches ${result.schemaFile}: autogenerate would write nothing`, ...comparisonNotes(result)].join('\n');
+  return [
+    `${against(result)} differs from ${result.schemaFile} (${result.changes.length} difference(s)); run phasegate revision --autogenerate -m "…"${result.notSupported.length ? ' (and do the "!" ones by hand)' : ''}:`,
+    ...result.differences.map((d) => `  ${d}`),
+    ...comparisonNotes(result),
+  ].join('\n');
+}
+
+export function formatDrift(result: DriftResult): string {
+  const notes = result.notCompared.length ? [`not compared: ${result.notCompared.map((n) => `${n.kind} ${n.object}`).join(', ')}`] : [];
+  if (!result.drifted) return [`database "${result.database}" matches what its applied revisions build: no drift`, ...notes].join('\n');
+  return [
+    `database "${result.database}" has drifted from its revisions (${result.changes.length} difference(s)); each line is what would bring the database back to what the revisions build:`,
+    ...result.differences.map((d) => `  ${d}`),
+    'Someone changed the schema outside phasegate: write the change as a revision (and stamp it), or undo it.',
+    ...notes,
+  ].join('\n');
 }

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { PhasegateError } from '../errors';
 import { upgrade, type MigrateCommandOptions } from './migrate';
+import { loadProject, loadRevisions, migrationsDirectory } from './project';
 
 export interface LintFinding {
   rule: string;
@@ -20,8 +21,16 @@ export interface LintFinding {
 export interface LintResult {
   range: string;
   findings: LintFinding[];
+  /**
+   * Destructive statements (squawk's ban-drop-column, ban-drop-table, ban-drop-not-null) in a revision with a gate: a
+   * person approves each before it runs, which is what these rules ask for. Listed, not failed.
+   */
+  behindGate: LintFinding[];
   excluded: string[];
 }
+
+/** squawk rules that ask for a person to look at a destructive statement: a gate before it is that person. */
+const GATED_RULES = new Set(['ban-drop-column', 'ban-drop-table', 'ban-drop-not-null']);
 
 export interface LintOptions extends Pick<MigrateCommandOptions, 'cwd' | 'configFile' | 'config' | 'env' | 'database'> {
   /** `from:to` as for `upgrade --sql`; default `base:heads`. */
@@ -89,5 +98,9 @@ export async function lint(options: LintOptions = {}): Promise<LintResult> {
     revision: revisionAt(f.line),
     help: f.help ?? null,
   }));
-  return { range, findings, excluded: options.exclude ?? [] };
+  // Which revisions a person approves before they run: their drops are the reviewed contract steps.
+  const project = loadProject(options);
+  const gated = new Set(loadRevisions(migrationsDirectory(project, options.database)).revisions.filter((r) => r.module.gate !== undefined).map((r) => r.node.id));
+  const isGatedDrop = (f: LintFinding) => GATED_RULES.has(f.rule) && f.revision !== null && gated.has(f.revision);
+  return { range, findings: findings.filter((f) => !isGatedDrop(f)), behindGate: findings.filter(isGatedDrop), excluded: options.exclude ?? [] };
 }

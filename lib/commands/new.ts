@@ -75,7 +75,29 @@ function record(pattern: string, draft: RevisionDraft, direction: 'upgrade' | 'd
 export async function newPattern(options: NewPatternOptions): Promise<NewPatternResult> {
   const pattern = findPattern(options.pattern);
   const drafts = pattern.build(options.args ?? [], options.options ?? {});
-  const recorded = drafts.map((d) => ({ upgrade: record(pattern.name, d, 'upgrade'), downgrade: record(pattern.name, d, 'downgrade') }));
+  const invocation = [pattern.name, ...(options.args ?? []), ...optionText(options.options ?? {})].join(' ');
+  const { directory, files } = writeDraftChain({ ...options, what: pattern.name, drafts, origin: `phasegate new ${invocation}` });
+  return { pattern: pattern.name, directory, files };
+}
+
+export interface DraftChainOptions extends RevisionFilesOptions {
+  /** For messages: the pattern's name, or `autogenerate`. */
+  what: string;
+  drafts: RevisionDraft[];
+  /** The command that wrote the chain, for each file's header (`(step i of n)` is added). */
+  origin: string;
+  head?: string;
+  now?: Date;
+}
+
+/**
+ * Writes `drafts` as a chain of revision files on `head`: every op is validated and the graph with
+ * the new chain in it is built before the first file is written, and a failure part-way removes
+ * the files already written, so a chain is written whole or not at all.
+ */
+export function writeDraftChain(options: DraftChainOptions): { directory: string; files: NewPatternFile[] } {
+  const { drafts, what } = options;
+  const recorded = drafts.map((d) => ({ upgrade: record(what, d, 'upgrade'), downgrade: record(what, d, 'downgrade') }));
 
   const project = loadProject(options);
   const directory = migrationsDirectory(project, options.database);
@@ -91,7 +113,6 @@ export async function newPattern(options: NewPatternOptions): Promise<NewPattern
 
   const now = options.now ?? new Date();
   const typesModule = typesImportFor(directory);
-  const invocation = [pattern.name, ...(options.args ?? []), ...optionText(options.options ?? {})].join(' ');
   const files: NewPatternFile[] = [];
   try {
     drafts.forEach((draft, i) => {
@@ -101,7 +122,7 @@ export async function newPattern(options: NewPatternOptions): Promise<NewPattern
         id: ids[i],
         parent: parents[i],
         typesModule,
-        origin: `phasegate new ${invocation} (step ${i + 1} of ${drafts.length})`,
+        origin: `${options.origin} (step ${i + 1} of ${drafts.length})`,
         createdAt: now,
       });
       writeFileSync(file, text, { flag: 'wx' });
@@ -120,14 +141,13 @@ export async function newPattern(options: NewPatternOptions): Promise<NewPattern
       });
     });
   } catch (err) {
-    // A chain is written whole or not at all.
     for (const written of files) unlinkSync(written.file);
     const exists = (err as NodeJS.ErrnoException).code === 'EEXIST';
-    throw new PhasegateError(exists ? 'RevisionFileExists' : 'CannotWriteRevision', `cannot write the ${pattern.name} chain into ${directory}: ${(err as Error).message}; nothing was written`, {
+    throw new PhasegateError(exists ? 'RevisionFileExists' : 'CannotWriteRevision', `cannot write the ${what} chain into ${directory}: ${(err as Error).message}; nothing was written`, {
       details: { directory },
     });
   }
-  return { pattern: pattern.name, directory, files };
+  return { directory, files };
 }
 
 /** `--default '0' --unique`: the options as a command line, for the files' headers. */
