@@ -317,6 +317,17 @@ function binaryCoercible(from: string, to: string): boolean {
 
 class UnsupportedChangeError extends Error {}
 
+/** Indexes and constraints of `table` that use `column` (by key, expression or predicate). */
+function dependentsOf(table: TableModel | undefined, column: string): string[] {
+  if (!table) return [];
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // The name bare or double-quoted, not inside a longer identifier.
+  const mentions = new RegExp(`(^|[^A-Za-z0-9_$"])(${escape(column)}|${escape(`"${column.replace(/"/g, '""')}"`)})($|[^A-Za-z0-9_$"])`);
+  const constraints = table.constraints.filter((c) => c.columns.includes(column) || mentions.test(c.definition)).map((c) => `${c.kind} ${c.name}`);
+  const indexes = table.indexes.filter((i) => i.constraint === null && mentions.test(i.definition.replace(/^.*? USING \w+ /, ''))).map((i) => `index ${i.name}`);
+  return [...constraints, ...indexes];
+}
+
 /**
  * Foreign keys a created table's model carries: added in its own revision when the referenced table
  * exists by then, else held back until the revision that creates the referenced table. Keys the diff
@@ -498,6 +509,15 @@ function renderOne(change: SchemaChange, options: RenderOptions, review: string[
             downgrade: [commented('ACCESS EXCLUSIVE for a scan of every row.', call('alterColumn', text, change.column, { type: change.from }))],
           },
         ];
+      }
+      // The chain's contract step refuses to drop the old column while an index or constraint uses
+      // it (DROP COLUMN would take them along silently); say so now instead of at that step.
+      const dependents = dependentsOf(findTable(options.from, change.table), change.column);
+      if (dependents.length > 0) {
+        return unsupported(
+          `${dependents.join(', ')} use${dependents.length === 1 ? 's' : ''} the column, and the change-column-type chain cannot carry ${dependents.length === 1 ? 'it' : 'them'} to the new column: ` +
+            `write the chain with \`phasegate new change-column-type ${text} ${change.column} ${change.to}\` and add their equivalents on the new column (CREATE INDEX CONCURRENTLY, NOT VALID + VALIDATE) in revisions before its contract step`,
+        );
       }
       return findPattern('change-column-type').build([text, change.column, change.to], { fromType: change.from });
     }

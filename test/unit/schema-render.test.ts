@@ -45,6 +45,23 @@ describe('renderChanges', () => {
     expect(drafts[0]).toMatchObject({ transactional: false, upgrade: [{ method: 'dropIndex', args: ['accounts_email_idx', { concurrently: true }] }] });
   });
 
+  it('refuses a type change through the expand/contract chain while an index or constraint uses the column, naming them', () => {
+    const table = (indexes: Array<{ name: string; definition: string }>, constraints: Array<{ name: string; definition: string; columns: string[] }>) => ({
+      ...accounts,
+      columns: [column({ name: 'id', type: 'bigint', nullable: false }), column({ name: 'counter' }), column({ name: 'counter_total' })],
+      constraints: constraints.map((c) => ({ ...c, kind: 'check' as const, validated: true })),
+      indexes: indexes.map((i) => ({ ...i, unique: false, method: 'btree', shape: '', constraint: null, valid: true })),
+    });
+    const change: SchemaChange = { kind: 'alterColumnType', table: accounts, column: 'counter', from: 'integer', to: 'bigint', collation: null };
+    const used = table([{ name: 'accounts_counter_idx', definition: 'CREATE INDEX accounts_counter_idx ON public.accounts USING btree (counter)' }], [{ name: 'counter_positive', definition: 'CHECK ((counter > 0))', columns: ['counter'] }]);
+    const refused = renderChanges([change], { from: { schemas: ['public'], tables: [used], enums: [], notCompared: [] } });
+    expect(refused.drafts).toEqual([]);
+    expect(refused.notSupported).toEqual([{ object: 'public.accounts.counter', reason: expect.stringContaining('check counter_positive, index accounts_counter_idx use the column') }]);
+    // An index on another column whose name only starts the same does not count.
+    const other = table([{ name: 'accounts_total_idx', definition: 'CREATE INDEX accounts_total_idx ON public.accounts USING btree (counter_total)' }], []);
+    expect(renderChanges([change], { from: { schemas: ['public'], tables: [other], enums: [], notCompared: [] } }).drafts.length).toBeGreaterThan(1);
+  });
+
   it('returns unsupported changes instead of dropping them', () => {
     const { drafts, notSupported } = renderChanges([
       { kind: 'notSupported', object: 'public.mood', reason: 'removing an enum label' },
