@@ -6,7 +6,7 @@ import { CancelledFailure } from '@temporalio/common';
 import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { databaseFor, migrationsDirectoryFor, type PhasegateConfig } from '../lib/config';
+import { configFileName, databaseFor, migrationsDirectoryFor, type PhasegateConfig } from '../lib/config';
 import { PhasegateError } from '../lib/errors';
 import type { OpStatement } from '../lib/ops';
 import { buildPlan, type Direction, type Plan, type PlanStep } from '../lib/plan';
@@ -104,7 +104,7 @@ function statementTimedOut(err: unknown, step: PlanStep, timeoutMs: number): Pha
 export function createMigrationActivities({ config, pools, log }: MigrationDeps) {
   async function planMigration(input: PlanMigrationInput): Promise<Plan> {
     const directory = migrationsDirectoryFor(config, input.database);
-    const revisions = loadRevisionDirectory(directory);
+    const revisions = loadRevisionDirectory(directory, configFileName(config));
     // The catalog check reads the same connection: unknown tables, columns or a backfill that does not compile are refused here.
     const plan = await withClient(pools.pool(input.database), async (client) =>
       buildPlan({ ...input, revisions, currentHeads: await readHeads(client, config), lockRetry: config.defaults.lockRetry, catalog: async (sql, params) => (await client.query(sql, params)).rows }),

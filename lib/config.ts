@@ -1,11 +1,15 @@
 /**
  * phasegate's configuration: one typed object, validated with zod. `temporal.config.ts` at the
- * project root supplies the raw input; `loadConfig` validates it against the environment and
- * reports every problem at once. Database URLs live only here (worker side): workflows see aliases.
+ * project root (or the file given with --config) supplies the raw input; `loadConfig` validates it
+ * against the environment and reports every problem at once. Database URLs live only here (worker
+ * side): workflows see aliases.
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, UnknownDatabaseError } from './errors';
+import { ConfigError, DatabaseUrlMissingError, databaseUrlVariable, UnknownDatabaseError } from './errors';
+
+/** The config file read when none is named (`--config`, PHASEGATE_CONFIG). */
+export const DEFAULT_CONFIG_FILE = 'temporal.config.ts';
 
 const durationMs = z.number().int().nonnegative();
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]*$/, 'must be a plain SQL identifier (letters, digits, _)');
@@ -25,9 +29,12 @@ const tlsSchema = z
 
 const databaseSchema = z
   .object({
-    url: z
-      .string({ error: 'is not set: give a postgres:// URL (usually from an environment variable)' })
-      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
+    /**
+     * Optional here, required when a command connects (`databaseFor`): `url: process.env.PROD_URL`
+     * with PROD_URL unset must not stop the offline verbs (heads, history, --sql, revision, lint).
+     * A URL that is set but malformed is still refused at load: that is a typo, not an absence.
+     */
+    url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
     /** Folder of revision files for this database; defaults to `migrations.directory`. */
     migrationsDirectory: z.string().min(1).optional(),
     /** Who may approve gates on this database; anyone when absent. A gate's own list narrows it. */
@@ -94,10 +101,23 @@ export const configSchema = z
   .strict();
 
 export type PhasegateConfigInput = z.input<typeof configSchema>;
-export type PhasegateConfig = z.output<typeof configSchema>;
+export type PhasegateConfig = z.output<typeof configSchema> & {
+  /**
+   * The file this config was loaded from, as messages name it (`other.ts` with --config other.ts);
+   * absent for a config built in code, whose messages name the default file.
+   */
+  configFile?: string;
+};
 export type DatabaseConfig = z.output<typeof databaseSchema>;
+/** A database entry whose URL is set: what a command that connects gets from `databaseFor`. */
+export type ConnectableDatabase = DatabaseConfig & { url: string };
 
-/** Typed identity for `temporal.config.ts`, so editors check the shape as it is written. */
+/** The config file that messages name: the one loaded, else the default name. */
+export function configFileName(config: Pick<PhasegateConfig, 'configFile'>): string {
+  return config.configFile ?? DEFAULT_CONFIG_FILE;
+}
+
+/** Typed identity for the config file, so editors check the shape as it is written. */
 export function defineConfig(config: PhasegateConfigInput): PhasegateConfigInput {
   return config;
 }
@@ -119,8 +139,11 @@ function databasesFromEnv(env: NodeJS.ProcessEnv): Record<string, { url: string 
   return found;
 }
 
-/** Validates raw config plus environment; throws one ConfigError listing every problem. */
-export function loadConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): PhasegateConfig {
+/**
+ * Validates raw config plus environment; throws one ConfigError listing every problem.
+ * `configFile` is the file the raw config came from; messages then name it.
+ */
+export function loadConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, configFile?: string): PhasegateConfig {
   const input = (raw ?? {}) as Record<string, unknown>;
   const withEnv =
     typeof input === 'object' && !Array.isArray(input)
@@ -132,9 +155,9 @@ export function loadConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): 
       const where = issue.path.length ? issue.path.join('.') : '(root)';
       return `${where}: ${issue.message}`;
     });
-    throw new ConfigError(`invalid phasegate configuration (temporal.config.ts):\n  - ${problems.join('\n  - ')}`, problems);
+    throw new ConfigError(`invalid phasegate configuration (${configFile ?? DEFAULT_CONFIG_FILE}):\n  - ${problems.join('\n  - ')}`, problems);
   }
-  return result.data;
+  return configFile === undefined ? result.data : { ...result.data, configFile };
 }
 
 function mergeDatabases(fromEnv: Record<string, { url: string }>, fromFile: unknown): unknown {
@@ -142,29 +165,60 @@ function mergeDatabases(fromEnv: Record<string, { url: string }>, fromFile: unkn
   if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) return fromFile;
   const merged: Record<string, unknown> = { ...fromEnv };
   for (const [alias, entry] of Object.entries(fromFile)) {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      merged[alias] = entry;
+      continue;
+    }
+    // `url: process.env.X` with X set to '' is unset too (a shell's `X=` or an empty CI secret):
+    // left in, it would fail the URL check at load and stop the offline verbs as well.
+    const { url, ...rest } = entry as { url?: unknown };
+    const fileUrl = url === '' ? undefined : url;
     // A file entry whose url is unset falls back to the environment's URL for the same alias.
     const envUrl = fromEnv[alias]?.url;
-    merged[alias] =
-      envUrl && typeof entry === 'object' && entry !== null && (entry as { url?: unknown }).url === undefined
-        ? { ...entry, url: envUrl }
-        : entry;
+    merged[alias] = fileUrl !== undefined ? { ...rest, url: fileUrl } : envUrl ? { ...rest, url: envUrl } : rest;
   }
   return merged;
 }
 
-/** The configured database behind an alias, or an error that names the known aliases. */
-export function databaseFor(config: PhasegateConfig, alias: string): DatabaseConfig {
+/** The configured entry behind an alias, URL or not (offline uses); unknown aliases are an error. */
+export function databaseEntryFor(config: PhasegateConfig, alias: string): DatabaseConfig {
   const db = config.databases[alias];
-  if (!db) throw new UnknownDatabaseError(alias, Object.keys(config.databases));
+  if (!db) throw new UnknownDatabaseError(alias, Object.keys(config.databases), configFileName(config));
   return db;
 }
 
-export function migrationsDirectoryFor(config: PhasegateConfig, alias: string): string {
-  return databaseFor(config, alias).migrationsDirectory ?? config.migrations.directory;
+/**
+ * The database behind an alias, for a command (or activity) that connects to it: an unknown alias
+ * names the known ones, an alias whose URL is unset names the key and variable that set it.
+ */
+export function databaseFor(config: PhasegateConfig, alias: string): ConnectableDatabase {
+  const db = databaseEntryFor(config, alias);
+  if (db.url === undefined) throw new DatabaseUrlMissingError(alias, configFileName(config));
+  return db as ConnectableDatabase;
 }
 
-/** Reads and validates the project's `temporal.config.ts` (or the file named). */
-export function loadConfigFile(file = 'temporal.config.ts', env: NodeJS.ProcessEnv = process.env): PhasegateConfig {
+/** Fails on the first alias without a URL: a worker connects to every configured database. */
+export function requireDatabaseUrls(config: PhasegateConfig): void {
+  for (const alias of Object.keys(config.databases)) databaseFor(config, alias);
+}
+
+/** Where the URL of `alias` is set, in words, for messages about a connection that failed. */
+export function databaseUrlSource(config: PhasegateConfig, alias: string): string {
+  const variable = databaseUrlVariable(alias);
+  const key = `databases.${alias}.url in ${configFileName(config)}`;
+  return variable ? `${key}, or ${variable}` : key;
+}
+
+export function migrationsDirectoryFor(config: PhasegateConfig, alias: string): string {
+  // Reading revision files needs no URL: only the alias's own folder setting.
+  return databaseEntryFor(config, alias).migrationsDirectory ?? config.migrations.directory;
+}
+
+/**
+ * Reads and validates the project's config file. `name` is how messages name it (default: `file`
+ * as given); a caller that resolved the path passes the name the user typed.
+ */
+export function loadConfigFile(file = DEFAULT_CONFIG_FILE, env: NodeJS.ProcessEnv = process.env, name = file): PhasegateConfig {
   const absolute = path.resolve(file);
   let raw: unknown;
   try {
@@ -174,5 +228,5 @@ export function loadConfigFile(file = 'temporal.config.ts', env: NodeJS.ProcessE
   } catch (err) {
     throw new ConfigError(`cannot load ${absolute}: ${(err as Error).message.split('\n')[0]}`, [(err as Error).message]);
   }
-  return loadConfig(raw, env);
+  return loadConfig(raw, env, name);
 }

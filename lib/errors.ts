@@ -42,30 +42,47 @@ export class RevisionGraphError extends PhasegateError {
 
 /**
  * The environment variable that defines database `alias` (lib/config.ts lowercases the suffix), or
- * null for an alias no variable name can spell (a `-` in it): that one lives in temporal.config.ts.
+ * null for an alias no variable name can spell (a `-` in it): that one lives in the config file.
  */
 export function databaseUrlVariable(alias: string): string | null {
   if (alias === 'default') return 'DATABASE_URL';
   return /^[a-z0-9_]+$/.test(alias) ? `PHASEGATE_DATABASE_URL_${alias.toUpperCase()}` : null;
 }
 
-/** How to define database `alias`, in words. */
-export function howToDefineDatabase(alias: string): string {
+/** How to define database `alias`, in words; `configFile` is the file the config was loaded from. */
+export function howToDefineDatabase(alias: string, configFile = 'temporal.config.ts'): string {
   const variable = databaseUrlVariable(alias);
   return variable
-    ? `set ${variable}=postgres://… in the environment, or add it under databases in temporal.config.ts`
-    : `add it under databases in temporal.config.ts (url: process.env.SOME_VARIABLE); an alias with "${alias.replace(/[a-z0-9_]/g, '')}" cannot come from a PHASEGATE_DATABASE_URL_ variable`;
+    ? `set ${variable}=postgres://… in the environment, or add it under databases in ${configFile}`
+    : `add it under databases in ${configFile} (url: process.env.SOME_VARIABLE); an alias with "${alias.replace(/[a-z0-9_]/g, '')}" cannot come from a PHASEGATE_DATABASE_URL_ variable`;
 }
 
 /** The named database alias is not configured here (worker or CLI). */
 export class UnknownDatabaseError extends PhasegateError {
-  constructor(alias: string, known: string[]) {
-    const how = howToDefineDatabase(alias);
+  constructor(alias: string, known: string[], configFile?: string) {
+    const how = howToDefineDatabase(alias, configFile);
     super(
       'UnknownDatabase',
       `database "${alias}" is not configured; known aliases: ${known.join(', ') || '(none)'}. ` +
         `${how.charAt(0).toUpperCase()}${how.slice(1)}`,
       { details: { alias, known } },
+    );
+  }
+}
+
+/**
+ * The alias is configured but its URL is not set (typically `url: process.env.X` with X unset).
+ * Only commands that connect raise it: the offline ones (heads, history, --sql, …) never need it.
+ */
+export class DatabaseUrlMissingError extends PhasegateError {
+  constructor(alias: string, configFile = 'temporal.config.ts') {
+    const variable = databaseUrlVariable(alias);
+    super(
+      'DatabaseUrlMissing',
+      `database "${alias}" has no URL, and this command connects to it: set databases.${alias}.url in ${configFile} ` +
+        '(when it reads `process.env.<NAME>`, set <NAME> in the environment)' +
+        (variable ? `, or set ${variable}=postgres://… in the environment` : ''),
+      { details: { alias, configFile, ...(variable ? { variable } : {}) } },
     );
   }
 }

@@ -109,15 +109,15 @@ export function loadRevisionFile(file: string): LoadedRevision {
 
 const loadedHashes = new Map<string, string>();
 
-/** Loads every revision file in a folder, sorted by file name. */
-export function loadRevisionDirectory(directory: string): LoadedRevision[] {
+/** Loads every revision file in a folder, sorted by file name; `configFile` is named when the folder is missing. */
+export function loadRevisionDirectory(directory: string, configFile = 'temporal.config.ts'): LoadedRevision[] {
   const absolute = path.resolve(directory);
   let names: string[];
   try {
     if (!statSync(absolute).isDirectory()) throw new Error('not a directory');
     names = readdirSync(absolute);
   } catch {
-    throw new RevisionFileError(absolute, 'migrations folder not found; run `phasegate init` or set migrations.directory in temporal.config.ts');
+    throw new RevisionFileError(absolute, `migrations folder not found; run \`phasegate init\` or set migrations.directory in ${configFile}`);
   }
   return names
     .filter(isRevisionFile)

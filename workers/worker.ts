@@ -5,7 +5,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { DatabasePools } from '../activities/db';
-import type { PhasegateConfig } from '../lib/config';
+import { requireDatabaseUrls, type PhasegateConfig } from '../lib/config';
 import { temporalConnectionOptions } from '../lib/temporal-connection';
 
 export interface PhasegateWorker {
@@ -22,6 +22,9 @@ export async function createPhasegateWorker(opts: {
   taskQueue?: string;
   connection?: NativeConnection;
 }): Promise<PhasegateWorker> {
+  // A worker serves every configured database: one whose URL is unset fails here, at start, naming
+  // the alias, rather than in the first activity that connects to it.
+  requireDatabaseUrls(opts.config);
   const connection = opts.connection ?? (await NativeConnection.connect(temporalConnectionOptions(opts.config)));
   const pools = new DatabasePools(opts.config);
   const worker = await Worker.create({

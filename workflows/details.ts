@@ -46,7 +46,9 @@ function stepLine(status: MigrateStatus): string {
 /** The "Current Details" Markdown for a migration in `status`. */
 export function currentDetails(status: MigrateStatus, ctx: DetailsContext): string {
   const done = status.steps.filter((s) => s.state === 'applied' || s.state === 'already-applied' || s.state === 'undone').length;
-  const head = `**${status.direction} ${status.database} to ${status.target}** — ${status.state}, step ${Math.min(done + 1, status.steps.length || 1)} of ${status.steps.length || '?'}`;
+  // `applying` is named for an upgrade; a downgrade's steps are being undone.
+  const state = status.direction === 'downgrade' && status.state === 'applying' ? 'undoing' : status.state;
+  const head = `**${status.direction} ${status.database} to ${status.target}** — ${state}, step ${Math.min(done + 1, status.steps.length || 1)} of ${status.steps.length || '?'}`;
   const lines = [head, ''];
   const byInput = { by: '<you>' };
   switch (status.state) {
@@ -66,7 +68,7 @@ export function currentDetails(status: MigrateStatus, ctx: DetailsContext): stri
       break;
     }
     case 'applying':
-      lines.push(`Applying ${stepLine(status)}.`);
+      lines.push(`${status.direction === 'downgrade' ? 'Undoing' : 'Applying'} ${stepLine(status)}.`);
       break;
     case 'backfilling':
     case 'paused': {

@@ -16,7 +16,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { databaseFor } from '../config';
+import { databaseFor, databaseUrlSource } from '../config';
 import { PhasegateError } from '../errors';
 import { buildPlan, type Plan } from '../plan';
 import { describeChange, diffSchemas, notComparedOf, parseRename } from '../schema/diff';
@@ -87,8 +87,8 @@ export function hasSchemaFile(options: SchemaSourceOptions): boolean {
 }
 
 /** The scratch shadow lives on the target's server; an alias without a URL can only use an embedded one. */
-function targetUrl(project: Project, database: string): string | undefined {
-  return project.config.databases[database]?.url;
+function targetUrl(project: Project, database: string): { url: string | undefined; urlSource: string } {
+  return { url: project.config.databases[database]?.url, urlSource: databaseUrlSource(project.config, database) };
 }
 
 /** Introspection leaves phasegate's own tables out; these are the version table's configured names. */

@@ -4,8 +4,8 @@
  */
 import pg from 'pg';
 import { readHeads } from '../version-table';
-import { databaseFor, type PhasegateConfig } from '../config';
-import { databaseUrlVariable, PhasegateError } from '../errors';
+import { databaseFor, databaseUrlSource, type PhasegateConfig } from '../config';
+import { PhasegateError } from '../errors';
 
 /** Connects to the database behind `alias`, runs `fn`, and always closes the connection. */
 export async function withDatabase<T>(config: PhasegateConfig, alias: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -19,7 +19,7 @@ export async function withDatabase<T>(config: PhasegateConfig, alias: string, fn
     throw new PhasegateError(
       'DatabaseUnreachable',
       `cannot connect to database "${alias}": ${(err as Error).message}. Check its URL ` +
-        `(${databaseUrlVariable(alias) ?? `databases.${alias}.url in temporal.config.ts`}) and that the server is up`,
+        `(${databaseUrlSource(config, alias)}) and that the server is up`,
       { retryable: true, details: { alias } },
     );
   }

@@ -2,8 +2,28 @@
  * `phasegate status` as text: state, current revision, the pending gate and how to answer it,
  * lock waits, a failed check's numbers, backfill progress, and the decision log.
  */
-import type { BackfillProgress } from '../../workflows/messages';
+import type { BackfillProgress, MigrateState, StepStatus } from '../../workflows/messages';
+import type { Direction } from '../plan';
 import type { StatusResult } from './control';
+
+/**
+ * A step's or migration's state as text. The workflow names a downgrade step's work `applying`
+ * (and a retry that finds it done `already-applied`), as for an upgrade; a DBA reading the
+ * progress of a downgrade must see it undone, never applied.
+ */
+export function stateText(state: StepStatus['state'] | MigrateState, direction: Direction | undefined): string {
+  if (direction !== 'downgrade') return state;
+  switch (state) {
+    case 'applying':
+      return 'undoing';
+    case 'applied':
+      return 'undone';
+    case 'already-applied':
+      return 'already-undone';
+    default:
+      return state;
+  }
+}
 
 const seconds = (s: number | null) => (s === null ? '?' : s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
 
@@ -99,12 +119,12 @@ export function watchHeaderKey({ execution, status }: StatusResult): string {
 
 export function formatStatus({ workflowId, execution, status }: StatusResult): string {
   const lines = [
-    `${workflowId} (${execution.toLowerCase()}): ${status.state}` +
+    `${workflowId} (${execution.toLowerCase()}): ${stateText(status.state, status.direction)}` +
       (status.revision ? ` at ${status.revision}${status.phase ? ` [${status.phase}]` : ''}` : '') +
       ` — ${status.direction} ${status.database} to ${status.target}`,
   ];
   for (const step of status.steps) {
-    lines.push(`  ${step.state.padEnd(16)} ${step.revision}  ${step.message}${step.attempts && step.attempts > 1 ? ` (attempt ${step.attempts})` : ''}`);
+    lines.push(`  ${stateText(step.state, status.direction).padEnd(16)} ${step.revision}  ${step.message}${step.attempts && step.attempts > 1 ? ` (attempt ${step.attempts})` : ''}`);
   }
   if (status.waiting) lines.push(`waiting: ${status.waiting}`);
   if (status.gate) {

@@ -10,17 +10,16 @@
  * script; the database is never contacted.
  */
 import { Client, Connection } from '@temporalio/client';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { migrate as migrateWorkflow } from '../../workflows';
 import type { MigrateInput, MigrateResult, MigrateState, MigrateStatus, StepStatus } from '../../workflows/messages';
-import { databaseFor, migrationsDirectoryFor } from '../config';
+import { configFileName, databaseFor } from '../config';
 import { PhasegateError } from '../errors';
 import { renderOfflineScript } from '../offline-sql';
 import { buildPlan, type Direction, type Plan } from '../plan';
 import { temporalConnectionOptions } from '../temporal-connection';
 import { readCurrentHeads } from './database';
-import { loadProject, loadRevisions, type Project, type ProjectOptions } from './project';
+import { loadProject, loadRevisions, migrationsDirectory, type Project, type ProjectOptions } from './project';
 import { DEFAULT_DATABASE } from './version';
 import { sameHeads } from '../version-table';
 
@@ -49,7 +48,8 @@ export interface MigrateCommandOptions extends ProjectOptions {
 
 export type MigrateEvent =
   | { type: 'started'; workflowId: string; runId: string; steps: PlannedStep[] }
-  | { type: 'step'; step: StepStatus }
+  /** `direction` words the step for the text output: a downgrade step is undone, not applied. */
+  | { type: 'step'; step: StepStatus; direction?: Direction }
   | { type: 'state'; state: MigrateState; revision: string | null; waiting: string | null }
   | { type: 'warning'; message: string };
 
@@ -178,12 +178,9 @@ export function parseOfflineRange(direction: Direction, range: string): { from: 
 
 async function renderScript(project: Project, database: string, direction: Direction, range: string): Promise<OfflineMigrateResult> {
   const { from, to } = parseOfflineRange(direction, range);
-  // Offline mode needs no URL: an alias that is not configured here reads the default folder.
-  const directory = path.resolve(
-    project.cwd,
-    project.config.databases[database] ? migrationsDirectoryFor(project.config, database) : project.config.migrations.directory,
-  );
-  const loaded = loadRevisions(directory);
+  // Offline mode needs no URL (a configured alias may have none): an alias that is not configured
+  // here reads the default folder.
+  const loaded = loadRevisions(migrationsDirectory(project, project.config.databases[database] ? database : undefined));
   // `a,b:target`: a starting point of several heads (one line each).
   const start = loaded.graph.versionHeads(from.split(',').flatMap((head) => loaded.graph.resolve(head.trim(), [])));
   const plan = await buildPlan({ database, revisions: loaded.revisions, currentHeads: start, target: to, direction });
@@ -220,7 +217,7 @@ export async function connectClient(project: Project): Promise<{ client: Client;
       'TemporalUnreachable',
       `cannot reach Temporal at ${options.address}: ${(err as Error).message}. Start it (\`npm start\`, or ` +
         '`temporal server start-dev`), or point phasegate at yours: --address host:port (or TEMPORAL_ADDRESS, ' +
-        '--profile <name> of your temporal CLI config, temporal.address in temporal.config.ts)',
+        `--profile <name> of your temporal CLI config, temporal.address in ${configFileName(project.config)})`,
       { retryable: true, details: { address: options.address } },
     );
   }
@@ -241,8 +238,9 @@ async function runOnline(
   target: string,
   options: MigrateCommandOptions,
 ): Promise<OnlineMigrateResult> {
+  // Unknown alias or unset URL: refused here, before the revision files or anything else is read.
   databaseFor(project.config, database);
-  const loaded = loadRevisions(path.resolve(project.cwd, migrationsDirectoryFor(project.config, database)));
+  const loaded = loadRevisions(migrationsDirectory(project, database));
   const headsBefore = await readCurrentHeads(project.config, database);
   // The same plan the workflow's first activity will build; here it only proves the input is good.
   const plan = await buildPlan({ database, revisions: loaded.revisions, currentHeads: headsBefore, target, direction });
@@ -284,7 +282,7 @@ async function runOnline(
     if (options.wait === false) {
       return { ...base, outcome: 'started', workflowId, runId, applied: [], rolledBack: [], headsAfter: plannedHeadsAfter };
     }
-    const result = await follow(handle, options, { database, workflowId, planned });
+    const result = await follow(handle, options, { database, direction, workflowId, planned });
     return { ...base, outcome: result.outcome, workflowId, runId, applied: result.applied, rolledBack: result.rolledBack, headsAfter: result.headsAfter };
   } finally {
     await close();
@@ -315,7 +313,7 @@ interface FollowedHandle {
 async function follow(
   handle: FollowedHandle,
   options: MigrateCommandOptions,
-  { database, workflowId, planned }: { database: string; workflowId: string; planned: PlannedStep[] },
+  { database, direction, workflowId, planned }: { database: string; direction: Direction; workflowId: string; planned: PlannedStep[] },
 ): Promise<MigrateResult> {
   const interval = options.pollIntervalMs ?? 1000;
   /** The last state reported per revision: a step is reported again when it is rolled back. */
@@ -330,7 +328,7 @@ async function follow(
     for (const step of status.steps) {
       if (['applied', 'undone', 'already-applied', 'failed', 'rolled-back'].includes(step.state) && reported.get(step.revision) !== step.state) {
         reported.set(step.revision, step.state);
-        options.onEvent?.({ type: 'step', step });
+        options.onEvent?.({ type: 'step', step, direction });
       }
     }
     const state = `${status.state}|${status.revision}|${status.waiting ?? ''}`;
@@ -388,7 +386,8 @@ async function follow(
     const step = planned.find((p) => p.revision === revision);
     options.onEvent?.({
       type: 'step',
-      step: { revision, message: step?.message ?? '', ...(step?.phase ? { phase: step.phase } : {}), state: outcome.value.direction === 'downgrade' ? 'undone' : 'applied' },
+      step: { revision, message: step?.message ?? '', ...(step?.phase ? { phase: step.phase } : {}), state: direction === 'downgrade' ? 'undone' : 'applied' },
+      direction,
     });
   }
   return outcome.value;

@@ -3,16 +3,16 @@
  * that need it, the revision files and their graph. Relative paths resolve against the project
  * folder, as they do for a worker started there.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { loadConfigFile, migrationsDirectoryFor, type PhasegateConfig } from '../config';
+import { configFileName, DEFAULT_CONFIG_FILE, loadConfigFile, migrationsDirectoryFor, type PhasegateConfig } from '../config';
 import { withTemporalOverrides, type TemporalOverrides } from '../temporal-connection';
 import { PhasegateError } from '../errors';
 import type { RevisionNode } from '../revision';
 import { loadRevisionDirectory, type LoadedRevision } from '../revision-files';
 import { RevisionGraph } from '../revision-graph';
 
-export const DEFAULT_CONFIG_FILE = 'temporal.config.ts';
+export { DEFAULT_CONFIG_FILE };
 
 /** Options every command accepts. */
 export interface ProjectOptions {
@@ -53,13 +53,27 @@ export function loadProject(options: ProjectOptions): Project {
       { details: { file } },
     );
   }
-  return { cwd, config: withTemporalOverrides(loadConfigFile(file, options.env ?? process.env), options.temporal) };
+  // Messages name the file as the user gave it (`other.ts`), relative to the project folder.
+  const relative = path.relative(cwd, file);
+  const name = relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
+  return { cwd, config: withTemporalOverrides(loadConfigFile(file, options.env ?? process.env, name), options.temporal) };
 }
 
-/** The absolute migrations folder for `database` (or the project default). */
+/**
+ * The absolute migrations folder for `database` (or the project default). A folder that does not
+ * exist is refused here, where the config file that names it is known.
+ */
 export function migrationsDirectory(project: Project, database?: string): string {
-  const directory = database === undefined ? project.config.migrations.directory : migrationsDirectoryFor(project.config, database);
-  return path.resolve(project.cwd, directory);
+  const setting = database === undefined || project.config.databases[database]?.migrationsDirectory === undefined ? 'migrations.directory' : `databases.${database}.migrationsDirectory`;
+  const directory = path.resolve(project.cwd, database === undefined ? project.config.migrations.directory : migrationsDirectoryFor(project.config, database));
+  if (!existsSync(directory) || !statSync(directory).isDirectory()) {
+    throw new PhasegateError(
+      'MigrationsFolderNotFound',
+      `${directory} does not exist; run \`phasegate init\` first, or set ${setting} in ${configFileName(project.config)}`,
+      { details: { directory } },
+    );
+  }
+  return directory;
 }
 
 export interface LoadedRevisions {

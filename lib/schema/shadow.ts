@@ -39,13 +39,15 @@ async function connect(url: string): Promise<pg.Client> {
 }
 
 /**
- * Runs `body` with a connection to a new, empty shadow database, then drops it. `targetUrl` is the
- * database the diff is for (`scratch` creates the shadow on its server).
+ * Runs `body` with a connection to a new, empty shadow database, then drops it. `target` is the
+ * database the diff is for (`scratch` creates the shadow on its server): its URL, and where that
+ * URL is set (named when it is missing).
  */
-export async function withShadowDatabase<T>(mode: ShadowMode, targetUrl: string | undefined, body: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withShadowDatabase<T>(mode: ShadowMode, target: { url: string | undefined; urlSource: string }, body: (client: pg.Client) => Promise<T>): Promise<T> {
   if (mode === 'embedded') return withEmbeddedShadow(body);
+  const targetUrl = target.url;
   if (!targetUrl) {
-    throw new PhasegateError('ShadowNeedsServer', 'a scratch shadow database is created on the target database\'s server, and this one has no URL: set it in temporal.config.ts (or DATABASE_URL), or use --shadow embedded');
+    throw new PhasegateError('ShadowNeedsServer', `a scratch shadow database is created on the target database's server, and this one has no URL: set ${target.urlSource}, or use --shadow embedded`);
   }
   const name = `${SHADOW_PREFIX}${randomBytes(6).toString('hex')}`;
   const admin = await connect(targetUrl);

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { branches, downgrade, heads, history, init, merge, revision, show, upgrade } from '../../lib/commands';
+import { branches, check, current, downgrade, heads, history, init, merge, newPattern, revision, show, stamp, upgrade } from '../../lib/commands';
 import { formatBranches, formatHeads, formatHistory, formatShow } from '../../lib/commands/format';
 import { loadConfig, type PhasegateConfig } from '../../lib/config';
 import type { PhasegateError } from '../../lib/errors';
@@ -371,5 +371,77 @@ describe('upgrade / downgrade --sql (offline) and checks before going online', (
     expect(error.message).toContain('"nope"');
     const noTarget = await failure(downgrade({ ...p }));
     expect(noTarget.type).toBe('MissingTarget');
+  });
+});
+
+describe('an alias whose URL is unset (`url: process.env.PROD_URL`, PROD_URL unset)', () => {
+  /** The project of `project()`, with alias `prod` configured as a config file without its variable would give it. */
+  function unsetUrlProject() {
+    const p = project(linear);
+    return { ...p, config: loadConfig({ migrations: { directory: 'migrations/versions' }, databases: { prod: { url: undefined } } }, {}) };
+  }
+
+  test('the offline verbs work: heads, history, show, upgrade/downgrade --sql, revision, new', async () => {
+    const p = unsetUrlProject();
+    const database = 'prod';
+    expect((await heads({ ...p, database })).heads.map((h) => h.id)).toEqual(['a2']);
+    expect((await history({ ...p, database })).revisions.map((r) => r.id)).toEqual(['a2', 'a1']);
+    expect((await show({ ...p, database, revision: 'a1' })).id).toBe('a1');
+    expect((await upgrade({ ...p, database, sql: true })).script).toContain('for database "prod"');
+    expect((await downgrade({ ...p, database, sql: true, target: 'head:-1' })).steps.map((s) => s.revision)).toEqual(['a2']);
+    const created = await revision({ ...p, database, message: 'third' });
+    expect(created.parents).toEqual(['a2']);
+    const chain = await newPattern({ ...p, database, pattern: 'add-index', args: ['accounts', 'plan'] });
+    expect(chain.files.length).toBeGreaterThan(0);
+  });
+
+  test('the verbs that connect fail before connecting, naming the alias, the config key and the variable', async () => {
+    const p = unsetUrlProject();
+    const database = 'prod';
+    for (const run of [
+      () => upgrade({ ...p, database }),
+      () => downgrade({ ...p, database, target: '-1' }),
+      () => current({ ...p, database }),
+      () => check({ ...p, database }),
+      () => stamp({ ...p, database, targets: ['head'] }),
+      () => history({ ...p, database, indicateCurrent: true }),
+    ]) {
+      const error = await failure(run());
+      expect(error.type).toBe('DatabaseUrlMissing');
+      expect(error.message).toContain('database "prod" has no URL');
+      expect(error.message).toContain('databases.prod.url in temporal.config.ts');
+      expect(error.message).toContain('PHASEGATE_DATABASE_URL_PROD=');
+    }
+  });
+});
+
+describe('messages name the config file actually loaded (--config), not temporal.config.ts', () => {
+  function otherConfigProject(config: string): { cwd: string } {
+    const { cwd } = project(linear);
+    writeFileSync(path.join(cwd, 'other.config.js'), config);
+    return { cwd };
+  }
+
+  test('an unknown alias, an alias without URL, a missing migrations folder, an invalid config', async () => {
+    const p = { ...otherConfigProject("module.exports = { migrations: { directory: 'migrations/versions' }, databases: { prod: {} } };\n"), configFile: 'other.config.js' };
+    const unknown = await failure(heads({ ...p, database: 'nope' }));
+    expect(unknown.type).toBe('UnknownDatabase');
+    expect(unknown.message).toContain('add it under databases in other.config.js');
+    expect(unknown.message).not.toContain('temporal.config.ts');
+
+    const noUrl = await failure(upgrade({ ...p, database: 'prod' }));
+    expect(noUrl.type).toBe('DatabaseUrlMissing');
+    expect(noUrl.message).toContain('databases.prod.url in other.config.js');
+
+    const folderless = { ...otherConfigProject("module.exports = { migrations: { directory: 'db/none' } };\n"), configFile: 'other.config.js' };
+    const missing = await failure(heads(folderless));
+    expect(missing.type).toBe('MigrationsFolderNotFound');
+    expect(missing.message).toContain('set migrations.directory in other.config.js');
+    expect(missing.message).not.toContain('temporal.config.ts');
+
+    const invalid = { ...otherConfigProject("module.exports = { migrations: { directry: 'x' } };\n"), configFile: 'other.config.js' };
+    const bad = await failure(heads(invalid));
+    expect(bad.type).toBe('ConfigError');
+    expect(bad.message).toMatch(/^invalid phasegate configuration \(other\.config\.js\)/);
   });
 });

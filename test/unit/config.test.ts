@@ -1,4 +1,7 @@
-import { databaseFor, loadConfig } from '../../lib/config';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { databaseFor, loadConfig, loadConfigFile, migrationsDirectoryFor, requireDatabaseUrls } from '../../lib/config';
 
 describe('loadConfig', () => {
   it('fills defaults: task queue phasegate, 500 ms lock_timeout, migrations/versions', () => {
@@ -53,8 +56,42 @@ describe('loadConfig', () => {
     expect((caught as Error).message).toContain('temporal.config.ts');
   });
 
-  it('says how to fix a database entry whose URL is missing', () => {
-    expect(() => loadConfig({ databases: { orders: {} } }, {})).toThrow(/databases\.orders\.url: is not set/);
+  it('loads an entry whose URL is unset (`url: process.env.X`, X unset or empty); only connecting to it says how to set it', () => {
+    // What `databases: { orders: { url: process.env.ORDERS_URL } }` gives when ORDERS_URL is unset or empty.
+    for (const url of [undefined, '']) {
+      const config = loadConfig({ databases: { orders: { url, migrationsDirectory: 'db/orders' } } }, {});
+      // The offline verbs read only the alias's folder.
+      expect(migrationsDirectoryFor(config, 'orders')).toBe('db/orders');
+      let caught: unknown;
+      try {
+        databaseFor(config, 'orders');
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toMatchObject({ type: 'DatabaseUrlMissing', details: { alias: 'orders', variable: 'PHASEGATE_DATABASE_URL_ORDERS' } });
+      expect((caught as Error).message).toContain('database "orders" has no URL');
+      expect((caught as Error).message).toContain('set databases.orders.url in temporal.config.ts');
+      expect((caught as Error).message).toContain('or set PHASEGATE_DATABASE_URL_ORDERS=postgres://… in the environment');
+      // A worker connects to every database: it refuses to start.
+      expect(() => requireDatabaseUrls(config)).toThrow(/database "orders" has no URL/);
+    }
+    // The environment's variable for the alias fills it; a malformed URL is still refused at load.
+    expect(databaseFor(loadConfig({ databases: { orders: { url: '' } } }, { PHASEGATE_DATABASE_URL_ORDERS: 'postgres://h/o' }), 'orders').url).toBe('postgres://h/o');
+    expect(() => loadConfig({ databases: { orders: { url: 'mysql://x' } } }, {})).toThrow(/databases\.orders\.url: must be a postgres:\/\//);
+  });
+
+  it('messages name the config file actually loaded, not temporal.config.ts', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'phasegate-config-'));
+    const bad = path.join(dir, 'bad.config.js');
+    writeFileSync(bad, "module.exports = { temporal: { adress: 'x' } };\n");
+    expect(() => loadConfigFile(bad, {}, 'bad.config.js')).toThrow(/^invalid phasegate configuration \(bad\.config\.js\):\n {2}- temporal: /);
+
+    const good = path.join(dir, 'other.config.js');
+    writeFileSync(good, 'module.exports = { databases: { prod: { url: process.env.PHASEGATE_TEST_UNSET_URL } } };\n');
+    const config = loadConfigFile(good, {}, 'other.config.js');
+    expect(() => databaseFor(config, 'prod')).toThrow(/set databases\.prod\.url in other\.config\.js/);
+    expect(() => databaseFor(config, 'billing')).toThrow(/or add it under databases in other\.config\.js$/);
+    expect(() => databaseFor(config, 'billing-eu')).toThrow(/Add it under databases in other\.config\.js \(url: /);
   });
 
   it('refuses half a client certificate pair instead of connecting without one', () => {

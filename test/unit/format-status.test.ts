@@ -4,8 +4,10 @@
  * rate and ETA always visible, and a header that is redrawn when running turns paused.
  */
 import type { StatusResult } from '../../lib/commands/control';
+import { formatEvent } from '../../lib/commands/format';
 import { compactCount, etaText, formatBackfillLine, formatStatus, formatWatchLine, liveEtaSeconds, watchHeaderKey } from '../../lib/commands/format-status';
-import type { BackfillProgress, MigrateStatus } from '../../workflows/messages';
+import { currentDetails } from '../../workflows/details';
+import { initialStatus, type BackfillProgress, type MigrateStatus } from '../../workflows/messages';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -153,5 +155,43 @@ describe('watch header', () => {
 
   test('the redrawn header says paused', () => {
     expect(formatStatus(statusResult(pausedProgress(), 'paused'))).toMatch(/paused/);
+  });
+});
+
+describe('a downgrade says undone, never applied', () => {
+  // The workflow's states are named for an upgrade: a downgrade step is `applying` while it runs,
+  // and `already-applied` when a retry finds it done already.
+  const downgrading: MigrateStatus = {
+    ...initialStatus({ database: 'app', target: '-2', direction: 'downgrade' }),
+    state: 'applying',
+    revision: 'b1',
+    steps: [
+      { revision: 'b2', message: 'drop orgs', state: 'already-applied' },
+      { revision: 'b1', message: 'drop accounts.plan', state: 'applying' },
+    ],
+  };
+
+  test('phasegate status: the header and each step', () => {
+    const text = formatStatus({ workflowId: 'migrate-app', execution: 'RUNNING', status: downgrading });
+    expect(text.split('\n').slice(0, 3)).toEqual([
+      'migrate-app (running): undoing at b1 — downgrade app to -2',
+      '  already-undone   b2  drop orgs',
+      '  undoing          b1  drop accounts.plan',
+    ]);
+    expect(text).not.toMatch(/appl/);
+  });
+
+  test('the progress lines of phasegate downgrade', () => {
+    expect(formatEvent({ type: 'step', direction: 'downgrade', step: { revision: 'b2', message: 'drop orgs', state: 'already-applied' } })).toBe('already-undone b2 drop orgs');
+    expect(formatEvent({ type: 'step', direction: 'downgrade', step: { revision: 'b1', message: 'drop accounts.plan', state: 'undone', durationMs: 12 } })).toBe('undone b1 drop accounts.plan (12 ms)');
+    // An upgrade keeps its words.
+    expect(formatEvent({ type: 'step', direction: 'upgrade', step: { revision: 'b1', message: 'add', state: 'already-applied' } })).toBe('already-applied b1 add');
+  });
+
+  test("the Temporal UI's Current Details", () => {
+    const md = currentDetails(downgrading, { workflowId: 'migrate-app', namespace: 'default' });
+    expect(md).toContain('**downgrade app to -2** — undoing, step');
+    expect(md).toContain('Undoing revision `b1` (drop accounts.plan).');
+    expect(md).not.toMatch(/[Aa]ppl/);
   });
 });
