@@ -11,6 +11,13 @@ export interface CreateIndexOptions {
   where?: string;
   /** Index method: `btree` (default), `hash`, `gin`, `gist`, `brin`, `spgist`. */
   using?: string;
+  /**
+   * A catalog query (literals inlined, no `$n` parameters): the op does nothing unless it returns a
+   * row. For a build that a later statement of the same non-transactional revision makes pointless,
+   * so a re-run after that statement does not build again (add-unique's downgrade: the copy of the
+   * constraint's index is built only while the constraint exists).
+   */
+  onlyIf?: string;
 }
 
 /** Index keys: column names (quoted), or `{ expression }`, the text between `ON table (` and `)`, verbatim. */
@@ -26,12 +33,20 @@ function renderKeys(keys: IndexKeys): string {
   throw new InvalidOpError('createIndex', 'columns must be an array of column names or { expression: "lower(email)" }');
 }
 
+/** createIndex's `onlyIf`: without `$n` parameters, because it is nested into the invalid-index guard, which has its own. */
+function requireGuard(value: unknown): string {
+  const query = requireExpression('createIndex', 'onlyIf', value).replace(/;\s*$/, '');
+  if (/\$\d/.test(query)) throw new InvalidOpError('createIndex', 'onlyIf must not use $n parameters: inline its values as literals');
+  return query;
+}
+
 export function createIndex(name: string, table: string, keys: IndexKeys, options: CreateIndexOptions = {}): RecordedOp {
   const index = requireName('createIndex', 'index name', name, { unqualified: true });
   const t = tableRef('createIndex', 'table', table);
   const { unique = false, concurrently = false } = options;
   const method = options.using === undefined ? '' : ` USING ${quoteIdent(requireName('createIndex', 'using', options.using))}`;
   const where = options.where === undefined ? '' : ` WHERE (${requireExpression('createIndex', 'where', options.where)})`;
+  const guard = options.onlyIf === undefined ? undefined : requireGuard(options.onlyIf);
   const indexSql = inSchemaOf(t, index);
   const keyword = concurrently ? ' CONCURRENTLY' : '';
   const statements: OpStatement[] = [
@@ -40,13 +55,17 @@ export function createIndex(name: string, table: string, keys: IndexKeys, option
     // A guard rather than a DO block, because DROP INDEX CONCURRENTLY cannot run inside a function.
     {
       sql: `DROP INDEX${keyword} IF EXISTS ${indexSql}`,
-      onlyIf: { sql: 'SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid', params: [indexSql] },
+      onlyIf: {
+        sql: `SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid${guard === undefined ? '' : ` AND EXISTS (${guard})`}`,
+        params: [indexSql],
+      },
     },
     {
       sql: `CREATE ${unique ? 'UNIQUE ' : ''}INDEX${keyword} IF NOT EXISTS ${quoteIdent(index)} ON ${t.sql}${method} (${renderKeys(keys)})${where}`,
+      ...(guard === undefined ? {} : { onlyIf: { sql: guard } }),
     },
   ];
-  const flags = [unique && 'unique', concurrently && 'concurrently'].filter(Boolean).join(', ');
+  const flags = [unique && 'unique', concurrently && 'concurrently', guard !== undefined && 'guarded'].filter(Boolean).join(', ');
   return {
     kind: 'createIndex',
     description: `create index ${index} on ${t.text}${flags ? ` (${flags})` : ''}`,

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { identifier, ident, objectName, sqlExpression, sqlType, tableName, tableOf } from './fields';
+import { validateIfPresent } from './column-sync';
 import { call, commented, definePattern, type RevisionDraft } from './types';
 
 /** A literal PostgreSQL evaluates once at ADD COLUMN: `0`, `'free'`, `true`, `'{}'::jsonb`. */
@@ -141,7 +142,9 @@ export default definePattern({
         'The downgrade puts the NOT VALID check back (catalog only) and drops NOT NULL; the previous revision validates again on the way up.',
       ],
       upgrade: [
-        commented('No-op when already valid (see above).', call('validateConstraint', table.text, check)),
+        // A plain VALIDATE would fail on a re-run after the drop below committed (a retry of a
+        // revision whose version row did not make it): the check is validated only while it exists.
+        commented('No-op when already valid (see above), or already dropped.', call('sql', validateIfPresent(table, check))),
         commented('ACCESS EXCLUSIVE, catalog only: the validated check proves no NULLs (PG12+).', call('setNotNull', table.text, column)),
         commented('ACCESS EXCLUSIVE, catalog only: NOT NULL now does its job.', call('dropConstraint', table.text, check)),
       ],

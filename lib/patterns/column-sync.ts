@@ -15,57 +15,149 @@ import { call, commented, type OpCall } from './types';
 const attribute = (table: TableName, column: string, alias = ''): string =>
   `${alias}attrelid = ${table.literal}::regclass AND ${alias}attname = ${literal(column)} AND NOT ${alias}attisdropped`;
 
-const doBlock = (declare: string[], body: string[]): string => {
-  const lines = ['', ...(declare.length ? ['DECLARE', ...declare.map((d) => `  ${d}`)] : []), 'BEGIN', ...body.map((b) => `  ${b}`), 'END', ''];
+/** A DO block; with `onlyIf` (a boolean SQL condition) it does nothing unless the condition holds. */
+const doBlock = (declare: string[], body: string[], onlyIf?: string): string => {
+  const guard = onlyIf === undefined ? [] : [`IF NOT (${onlyIf}) THEN`, '  RETURN;', 'END IF;'];
+  const lines = ['', ...(declare.length ? ['DECLARE', ...declare.map((d) => `  ${d}`)] : []), 'BEGIN', ...[...guard, ...body].map((b) => `  ${b}`), 'END', ''];
   return `DO ${dollarQuote(lines.join('\n'))}`;
 };
+
+/**
+ * `EXISTS (…)`: `column` is a column of `table`. The guard of the change-column-type swap's
+ * statements: the swap and its downgrade hand one column name from one column to another, so a
+ * statement that names it must know which side of the swap it runs on when the step runs again.
+ */
+export const columnPresent = (table: TableName, column: string): string => `EXISTS (SELECT 1 FROM pg_attribute WHERE ${attribute(table, column)})`;
 
 const raise = (message: string, hint?: string): string =>
   `RAISE EXCEPTION USING MESSAGE = ${message}${hint === undefined ? '' : `, HINT = ${literal(hint)}`};`;
 
 /**
- * Adds `column` with exactly the type of `like` (type modifiers, arrays and domains included), read
- * from the catalog; nullable and without a default, so the ADD is catalog-only. When `like` is NOT
- * NULL and `notNullCheck` is given, a NOT VALID `CHECK (column IS NOT NULL)` of that name goes with it: the sync trigger
- * fills the new column on every write, so new rows pass it, and validating it later lets the
- * contract step set NOT NULL without a scan.
+ * What a column carries besides its type and data, read from the catalog as columns of one row over
+ * `a` (the column's pg_attribute row) and `t` (its type's pg_type row); `target` is the SQL of the
+ * new column's type oid, so an attribute the new type cannot have is left out (a collation on an
+ * integer, EXTERNAL storage on a type that is never TOASTed). Each is NULL when the column has the
+ * type's default, so nothing is set for it.
  */
-export function addColumnLike(table: TableName, column: string, like: string, notNullCheck?: string): string {
+const carriedAttributes = (target: string): string[] => [
+  // Written as COLLATE in ADD COLUMN: only when it differs from the type's own (pg_dump's rule), so
+  // "default" is never spelled out.
+  `(SELECT format('%I.%I', n.nspname, c.collname) FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE c.oid = a.attcollation AND a.attcollation <> t.typcollation AND (SELECT typcollation FROM pg_type WHERE oid = ${target}) <> 0) AS collation`,
+  // attstattarget is -1 for the default up to PG 16 and NULL from PG 17, and int4 on PG 15 but int2
+  // on 17: COALESCE and the cast read both the same way. 0 is a real setting (no statistics).
+  'NULLIF(COALESCE(a.attstattarget, -1)::integer, -1) AS statistics',
+  `CASE WHEN a.attstorage <> t.typstorage AND (SELECT typstorage FROM pg_type WHERE oid = ${target}) <> 'p' THEN CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' WHEN 'x' THEN 'EXTENDED' END END AS storage`,
+  // '' (no byte) is the server's default_toast_compression.
+  `CASE WHEN (SELECT typstorage FROM pg_type WHERE oid = ${target}) <> 'p' THEN CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END END AS compression`,
+  'col_description(a.attrelid, a.attnum) AS comment',
+  // A trigger cannot keep a second column in step with these: an identity column takes its values
+  // from a sequence the new column would not own, and a BEFORE trigger runs before generated columns
+  // are computed (nor may it write one). So the pattern refuses them before changing anything.
+  "CASE WHEN a.attidentity <> '' THEN 'an identity column (GENERATED ' || CASE a.attidentity WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END || ' AS IDENTITY)'" +
+    " WHEN a.attgenerated <> '' THEN 'a generated column (GENERATED ALWAYS AS (' || (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum) || ')' || CASE a.attgenerated WHEN 's' THEN ' STORED' WHEN 'v' THEN ' VIRTUAL' ELSE '' END || ')' END AS unsyncable",
+];
+
+/**
+ * The DO block adding `column` with what `source` carries: it reads `source` (`src`), stops when
+ * `source` is missing or cannot be kept in step by a trigger (`hint` says what to do instead), runs
+ * `checks`, adds the column (`add`: the ADD COLUMN statement up to its type, as a SQL text
+ * expression), then sets each carried attribute that is not the default, all catalog only. `after`
+ * runs last (the NOT NULL check).
+ */
+function addColumnFrom(
+  table: TableName,
+  column: string,
+  source: string,
+  opts: { select: string[]; target: string; add: string; hint: string; checks?: string[]; after?: string[]; onlyIf?: string },
+): string {
+  const alter = (clause: string) => `${literal(`ALTER TABLE ${table.sql} ALTER COLUMN ${ident(column)} ${clause} `)}`;
   return doBlock(
-    ['like_type text;', 'like_not_null boolean;'],
+    ['src record;'],
     [
-      `SELECT format_type(atttypid, atttypmod), attnotnull INTO like_type, like_not_null FROM pg_attribute WHERE ${attribute(table, like)};`,
-      'IF like_type IS NULL THEN',
-      `  ${raise(literal(`column ${like} of ${table.text} does not exist`))}`,
+      ...[...opts.select, ...carriedAttributes(opts.target)].map((column, i, all) => `${i === 0 ? 'SELECT ' : '       '}${column}${i < all.length - 1 ? ',' : ''}`),
+      `  INTO src FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE ${attribute(table, source, 'a.')};`,
+      'IF NOT FOUND THEN',
+      `  ${raise(literal(`column ${source} of ${table.text} does not exist`))}`,
       'END IF;',
-      `EXECUTE ${literal(`ALTER TABLE ${table.sql} ADD COLUMN IF NOT EXISTS ${ident(column)} `)} || like_type;`,
-      ...(notNullCheck === undefined ? [] : notNullCheckIf('like_not_null', table, column, notNullCheck)),
+      'IF src.unsyncable IS NOT NULL THEN',
+      `  ${raise(`${literal(`${table.text}.${source} is `)} || src.unsyncable || ${literal(': a trigger cannot keep another column in step with it')}`, opts.hint)}`,
+      'END IF;',
+      ...(opts.checks ?? []),
+      `EXECUTE ${opts.add} || coalesce(' COLLATE ' || src.collation, '');`,
+      'IF src.statistics IS NOT NULL THEN',
+      `  EXECUTE ${alter('SET STATISTICS')} || src.statistics;`,
+      'END IF;',
+      'IF src.storage IS NOT NULL THEN',
+      `  EXECUTE ${alter('SET STORAGE')} || src.storage;`,
+      'END IF;',
+      'IF src.compression IS NOT NULL THEN',
+      `  EXECUTE ${alter('SET COMPRESSION')} || src.compression;`,
+      'END IF;',
+      'IF src.comment IS NOT NULL THEN',
+      `  EXECUTE ${literal(`COMMENT ON COLUMN ${table.sql}.${ident(column)} IS `)} || quote_literal(src.comment);`,
+      'END IF;',
+      ...(opts.after ?? []),
     ],
+    opts.onlyIf,
   );
 }
 
 /**
- * Adds `column` of `type` after checking that `source` has the type `fromType` (the downgrade
- * re-creates `source` with it), plus the NOT VALID NOT NULL check when `source` is NOT NULL.
+ * Adds `column` with exactly the type of `like` (type modifiers, arrays and domains included), read
+ * from the catalog, and what else `like` carries: collation, statistics target, storage,
+ * compression, comment. Nullable and without a default, so the ADD is catalog-only (the default
+ * moves in the contract step). When `like` is NOT NULL and `notNullCheck` is given, a NOT VALID
+ * `CHECK (column IS NOT NULL)` of that name goes with it: the sync trigger fills the new column on
+ * every write, so new rows pass it, and validating it later lets the contract step set NOT NULL
+ * without a scan. An identity or generated `like` is refused, with `hint`.
  */
-export function addConvertedColumn(table: TableName, column: string, type: string, source: string, fromType: string, notNullCheck: string): string {
-  return doBlock(
-    ['source_type regtype;', 'source_not_null boolean;'],
-    [
-      `SELECT atttypid::regtype, attnotnull INTO source_type, source_not_null FROM pg_attribute WHERE ${attribute(table, source)};`,
-      'IF source_type IS NULL THEN',
-      `  ${raise(literal(`column ${source} of ${table.text} does not exist`))}`,
-      'END IF;',
-      `IF source_type <> ${literal(fromType)}::regtype THEN`,
+export function addColumnLike(table: TableName, column: string, like: string, hint: string, notNullCheck?: string): string {
+  return addColumnFrom(table, column, like, {
+    select: ['format_type(a.atttypid, a.atttypmod) AS type', 'a.attnotnull AS not_null'],
+    target: 'a.atttypid',
+    add: `${literal(`ALTER TABLE ${table.sql} ADD COLUMN IF NOT EXISTS ${ident(column)} `)} || src.type`,
+    hint,
+    after: notNullCheck === undefined ? [] : notNullCheckIf('src.not_null', table, column, notNullCheck),
+  });
+}
+
+/**
+ * Adds `column` of `type` after checking that `source` has the type `fromType` (the downgrade
+ * re-creates `source` with it), plus the NOT VALID NOT NULL check when `source` is NOT NULL. Of
+ * what `source` carries, the new type keeps only what still means the same: comment and statistics
+ * target always; collation, storage and compression when `type` can have them.
+ */
+export function addConvertedColumn(table: TableName, column: string, type: string, source: string, fromType: string, notNullCheck: string, hint: string): string {
+  return addColumnFrom(table, column, source, {
+    select: ['a.atttypid::regtype AS type_oid', 'a.attnotnull AS not_null'],
+    target: `${literal(type)}::regtype`,
+    add: literal(`ALTER TABLE ${table.sql} ADD COLUMN IF NOT EXISTS ${ident(column)} ${type}`),
+    hint,
+    checks: [
+      `IF src.type_oid <> ${literal(fromType)}::regtype THEN`,
       `  ${raise(
-        `${literal(`${table.text}.${source} is `)} || source_type::text || ${literal(`, not ${fromType}`)}`,
+        `${literal(`${table.text}.${source} is `)} || src.type_oid::text || ${literal(`, not ${fromType}`)}`,
         `generate the chain again with --from-type set to the column's current type`,
       )}`,
       'END IF;',
-      `EXECUTE ${literal(`ALTER TABLE ${table.sql} ADD COLUMN IF NOT EXISTS ${ident(column)} ${type}`)};`,
-      ...notNullCheckIf('source_not_null', table, column, notNullCheck),
     ],
-  );
+    after: notNullCheckIf('src.not_null', table, column, notNullCheck),
+  });
+}
+
+/**
+ * Adds `column` of `type` with what `source` (a column of another type) carries that `type` can have
+ * (as addConvertedColumn), for the downgrade that re-creates a column of its old type; only while
+ * `onlyIf` holds, when given.
+ */
+export function addColumnOfType(table: TableName, column: string, type: string, source: string, hint: string, onlyIf?: string): string {
+  return addColumnFrom(table, column, source, {
+    select: [],
+    target: `${literal(type)}::regtype`,
+    add: literal(`ALTER TABLE ${table.sql} ADD COLUMN IF NOT EXISTS ${ident(column)} ${type}`),
+    hint,
+    onlyIf,
+  });
 }
 
 function notNullCheckIf(condition: string, table: TableName, column: string, notNullCheck: string): string[] {
@@ -91,9 +183,10 @@ export function validateIfPresent(table: TableName, notNullCheck: string): strin
 /**
  * Stops the contract step when anything but its default still depends on `column` — an index, a
  * constraint, a view, an owned sequence, a trigger on `UPDATE OF` it: DROP COLUMN would drop those
- * silently (or fail halfway), and this pattern copies data, not those objects.
+ * silently (or fail halfway), and this pattern copies data, not those objects. Only while `onlyIf`
+ * holds, when given (after a swap, `column` names the new column, whose dependents stay).
  */
-export function refuseDependents(table: TableName, column: string, replacement: string): string {
+export function refuseDependents(table: TableName, column: string, replacement: string, onlyIf?: string): string {
   return doBlock(
     ['dependents text;'],
     [
@@ -108,14 +201,16 @@ export function refuseDependents(table: TableName, column: string, replacement: 
       )}`,
       'END IF;',
     ],
+    onlyIf,
   );
 }
 
 /**
  * Moves `from`'s DEFAULT expression to `to` (catalog only). With `castTo` (the columns' types
- * differ), an expression whose type does not fit `to` is moved as `CAST((expr) AS castTo)`.
+ * differ), an expression whose type does not fit `to` is moved as `CAST((expr) AS castTo)`. Only
+ * while `onlyIf` holds, when given.
  */
-export function moveDefault(table: TableName, from: string, to: string, castTo?: string): string {
+export function moveDefault(table: TableName, from: string, to: string, castTo?: string, onlyIf?: string): string {
   const setDefault = `${literal(`ALTER TABLE ${table.sql} ALTER COLUMN ${ident(to)} SET DEFAULT `)} || default_expr`;
   const set =
     castTo === undefined
@@ -136,6 +231,7 @@ export function moveDefault(table: TableName, from: string, to: string, castTo?:
       `  EXECUTE ${literal(`ALTER TABLE ${table.sql} ALTER COLUMN ${ident(from)} DROP DEFAULT`)};`,
       'END IF;',
     ],
+    onlyIf,
   );
 }
 
@@ -170,12 +266,21 @@ export function restoreNotNull(table: TableName, carrier: string, restored: stri
 }
 
 /**
+ * `x IS DISTINCT FROM y` over the values' text in the "C" collation: true when the two print
+ * differently, whatever the columns' collation (see twoWaySyncBody) or type.
+ */
+export const distinctText = (x: string, y: string): string => `(${x})::text COLLATE "C" IS DISTINCT FROM (${y})::text COLLATE "C"`;
+
+/**
  * Trigger body keeping `a` (old name) and `b` (new name) equal whichever one a writer sets, so the
  * app versions before and after the rename can run side by side:
  * - INSERT: a writer that knows only `a` leaves `b` NULL, so `b` takes `a`; otherwise `b` wins
  *   (a writer that knows `b` set it; `a` then holds at most its default).
  * - UPDATE: whichever column the statement changed wins; when neither changed (another column was
  *   updated, or a row the backfill has not reached), `b` takes `a`.
+ * "Changed" compares the values' text in the "C" collation (distinctText): the new column has the old
+ * one's collation, and under a nondeterministic one (case-insensitive ICU) `=` would call an update
+ * from 'Foo' to 'foo' no change and undo it; the text form also works for types without `=` (json).
  */
 export function twoWaySyncBody(a: string, b: string): string {
   const A = `NEW.${ident(a)}`;
@@ -189,7 +294,7 @@ export function twoWaySyncBody(a: string, b: string): string {
     '    ELSE',
     `      ${A} := ${B};`,
     '    END IF;',
-    `  ELSIF ${B} IS DISTINCT FROM OLD.${ident(b)} THEN`,
+    `  ELSIF ${distinctText(B, `OLD.${ident(b)}`)} THEN`,
     `    ${A} := ${B};`,
     '  ELSE',
     `    ${B} := ${A};`,
