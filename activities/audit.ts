@@ -3,7 +3,7 @@
  * `phasegate_approval` in the target database, next to the version table.
  */
 import type { PhasegateConfig } from '../lib/config';
-import { quoteIdent } from '../lib/sql';
+import { approvalTableName, createApprovalTable } from '../lib/version-table';
 import type { DatabasePools } from './db';
 import { withClient } from './db';
 
@@ -25,32 +25,13 @@ export interface GateDecision {
   seq: number;
 }
 
-export function approvalTableName(config: PhasegateConfig): string {
-  return `${quoteIdent(config.migrations.versionTableSchema)}.${quoteIdent('phasegate_approval')}`;
-}
+export { approvalTableName };
 
 export function createAuditActivities({ config, pools }: { config: PhasegateConfig; pools: DatabasePools }) {
   async function recordDecision(decision: GateDecision): Promise<void> {
     const table = approvalTableName(config);
     await withClient(pools.pool(decision.database), async (client) => {
-      await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
-        id bigserial PRIMARY KEY,
-        workflow_id text NOT NULL,
-        run_id text NOT NULL,
-        database text NOT NULL,
-        revision text,
-        gate text,
-        decision text NOT NULL,
-        decided_by text NOT NULL,
-        comment text,
-        accepted boolean NOT NULL,
-        ignored_reason text,
-        decided_at timestamptz NOT NULL,
-        seq bigint NOT NULL,
-        -- A retried activity must not write the same decision twice; two equal decisions in one
-        -- workflow task (same workflow time) are still two rows.
-        UNIQUE (workflow_id, seq)
-      )`);
+      await client.query(createApprovalTable(config).sql);
       await client.query(
         `INSERT INTO ${table} (workflow_id, run_id, database, revision, gate, decision, decided_by, comment, accepted, ignored_reason, decided_at, seq)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { databaseFor, type PhasegateConfig } from '../lib/config';
 import { PhasegateError } from '../lib/errors';
-import type { CheckSpec } from '../lib/revision';
+import { CHECK_COUNT_CAP, CHECK_SAMPLE_SIZE, DEFAULT_CHECK_TIMEOUT_MS, type CheckSpec } from '../lib/revision';
 import { withClient, withTransaction, type DatabasePools } from './db';
 
 export interface RunCheckInput {
@@ -30,10 +30,8 @@ export interface CheckResult {
   sample: Record<string, unknown>[];
 }
 
-export const CHECK_SAMPLE_SIZE = 10;
-export const CHECK_COUNT_CAP = 1000;
-/** Used when a check sets no `timeoutMs`. */
-export const DEFAULT_CHECK_TIMEOUT_MS = 10 * 60_000;
+// The limits live with CheckSpec: the offline script's check block uses them too.
+export { CHECK_COUNT_CAP, CHECK_SAMPLE_SIZE, DEFAULT_CHECK_TIMEOUT_MS };
 const HEARTBEAT_INTERVAL_MS = 2_000;
 const CANCEL_RETRY_MS = 250;
 /** How long a new attempt waits for an earlier attempt's scan to stop before starting its own. */

@@ -86,6 +86,13 @@ export interface CheckSpec {
   timeoutMs?: number;
 }
 
+/** A failing check reports this many of its rows as a sample… */
+export const CHECK_SAMPLE_SIZE = 10;
+/** …and counts failing rows up to this many ("more than 1000"), so the scan can stop early. */
+export const CHECK_COUNT_CAP = 1000;
+/** Used when a check sets no `timeoutMs`. */
+export const DEFAULT_CHECK_TIMEOUT_MS = 10 * 60_000;
+
 /** The graph-relevant part of a revision: what the revision graph works on (no code, no DB). */
 export interface RevisionNode {
   id: string;

@@ -73,29 +73,6 @@ export function moveHeadsStatement(config: PhasegateConfig, before: readonly str
 }
 
 /**
- * The check an offline script starts with: the version table holds every row `from` names (it may
- * hold rows of other lines too; the script leaves those alone). Raises when it does not.
- */
-export function expectHeadsStatement(config: PhasegateConfig, from: readonly string[]): Statement {
-  const table = versionTableName(config);
-  const expected = `ARRAY[${from.map(quoteLiteral).join(', ')}]::text[]`;
-  return {
-    sql: [
-      'DO $phasegate$',
-      'DECLARE missing text;',
-      'BEGIN',
-      `  SELECT string_agg(v, ', ') INTO missing FROM unnest(${expected}) AS v WHERE v NOT IN (SELECT version_num FROM ${table});`,
-      '  IF missing IS NOT NULL THEN',
-      `    RAISE EXCEPTION 'phasegate: this script starts from %, but the version table does not hold %', ${quoteLiteral(from.join(', '))}, missing`,
-      `      USING HINT = 'run phasegate current, then generate the script from what it shows (e.g. upgrade <current>:<target> --sql)';`,
-      '  END IF;',
-      'END',
-      '$phasegate$',
-    ].join('\n'),
-  };
-}
-
-/**
  * The offline script's migration lock: the same advisory lock every phasegate writer takes, held
  * for the psql session. Why try-lock: a script that waits behind a running migration would run its
  * steps against a schema that is changing under it; failing at once says what is happening.
@@ -178,6 +155,38 @@ export function createLeaseTable(config: PhasegateConfig): Statement {
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   workflow_id text NOT NULL,
   acquired_at timestamptz NOT NULL DEFAULT now()
+)`,
+  };
+}
+
+/**
+ * The approval audit (`phasegate_approval`): every decision sent to a gate, by a workflow's
+ * control verbs (activities/audit.ts) or by a person running an offline script with
+ * `-v approve=<gate>`.
+ */
+export function approvalTableName(config: PhasegateConfig): string {
+  return `${quoteIdent(config.migrations.versionTableSchema)}.${quoteIdent('phasegate_approval')}`;
+}
+
+export function createApprovalTable(config: PhasegateConfig): Statement {
+  return {
+    sql: `CREATE TABLE IF NOT EXISTS ${approvalTableName(config)} (
+  id bigserial PRIMARY KEY,
+  workflow_id text NOT NULL,
+  run_id text NOT NULL,
+  database text NOT NULL,
+  revision text,
+  gate text,
+  decision text NOT NULL,
+  decided_by text NOT NULL,
+  comment text,
+  accepted boolean NOT NULL,
+  ignored_reason text,
+  decided_at timestamptz NOT NULL,
+  seq bigint NOT NULL,
+  -- A retried activity must not write the same decision twice; two equal decisions in one
+  -- workflow task (same workflow time) are still two rows.
+  UNIQUE (workflow_id, seq)
 )`,
   };
 }

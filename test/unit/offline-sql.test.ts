@@ -69,7 +69,10 @@ async function script(
   return renderOfflineScript(plan, loadConfig(configInput, {}), { range: `${currentHeads.join(',') || 'base'}:${target}` });
 }
 
-/** What squawk's require-lock-timeout checks: no DDL runs before lock_timeout is set for it. */
+/**
+ * What squawk's require-lock-timeout checks: no DDL runs before lock_timeout is set for it. The
+ * session setting lasts until RESET; a LOCAL one until its transaction ends.
+ */
 function ddlWithoutLockTimeout(sql: string): string[] {
   let local = false;
   let session = false;
@@ -84,77 +87,56 @@ function ddlWithoutLockTimeout(sql: string): string[] {
   return offenders;
 }
 
-test('a transactional revision renders as one transaction: timeouts first, its statements, the version rows, COMMIT', async () => {
+/** The lines of one revision's section, from its "-- Running" line to the next section. */
+function section(sql: string, revision: string): string[] {
+  const from = sql.indexOf(`-- Running `, sql.indexOf(`-- Running upgrade ${revision}`) >= 0 ? sql.indexOf(`-- Running upgrade ${revision}`) : sql.indexOf(`-- Running downgrade ${revision}`));
+  const next = sql.indexOf('\n\n', from);
+  return sql.slice(from, next).split('\n');
+}
+
+test('a transactional revision renders as one guarded transaction: timeouts first, its statements, the version rows, COMMIT', async () => {
   const sql = await script('upgrade', [], 'aaa111');
-  expect(sql).toBe(
-    [
-      '-- phasegate upgrade base:aaa111 for database "app" (offline script; nothing was run)',
-      '-- from base; 1 revision(s); lock_timeout 500ms on every statement',
-      '-- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>',
-      '',
-      '-- the migration lock (the one every phasegate writer takes), held until the end of this session',
-      "SET lock_timeout = '500ms';",
-      'SET statement_timeout = 0;  -- no limit',
-      'DO $phasegate$',
-      'BEGIN',
-      '  IF NOT pg_try_advisory_lock(1885888883) THEN',
-      "    RAISE EXCEPTION 'phasegate: another migration of this database holds the migration lock (advisory lock 1885888883)'",
-      "      USING HINT = 'wait for it to finish (phasegate status), then run this script again';",
-      '  END IF;',
-      'END',
-      '$phasegate$;',
-      'CREATE TABLE IF NOT EXISTS "public"."phasegate_version" (version_num text PRIMARY KEY);',
-      'RESET lock_timeout;',
-      'RESET statement_timeout;',
-      '',
-      '-- Running upgrade aaa111: add accounts.plan [phase expand] (aaa111_x.ts; version rows <base> -> aaa111)',
-      '-- operations: add column accounts.plan',
-      'BEGIN;',
-      "SET LOCAL lock_timeout = '500ms';",
-      'SET LOCAL statement_timeout = 0;  -- no limit',
-      'ALTER TABLE "accounts" ADD COLUMN IF NOT EXISTS "plan" text;',
-      'DO $phasegate$',
-      'DECLARE moved integer;',
-      'BEGIN',
-      `  INSERT INTO "public"."phasegate_version" (version_num) SELECT unnest(ARRAY['aaa111']::text[]) ON CONFLICT DO NOTHING;`,
-      '  GET DIAGNOSTICS moved = ROW_COUNT;',
-      '  IF moved <> 1 THEN',
-      "    RAISE EXCEPTION 'phasegate: the version table already holds one of %; this part of the script already ran', 'aaa111'",
-      "      USING HINT = 'run phasegate current, then generate the script from what it shows';",
-      '  END IF;',
-      'END',
-      '$phasegate$;',
-      'COMMIT;',
-      '',
-      'SELECT pg_advisory_unlock(1885888883);',
-      '',
-    ].join('\n'),
-  );
+  expect(sql.split('\n').slice(0, 4)).toEqual([
+    '-- phasegate upgrade base:aaa111 for database "app" (offline script; nothing was run)',
+    '-- from base; 1 revision(s); lock_timeout 500ms on every statement',
+    '-- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>   (not with -1/--single-transaction: backfills commit per batch)',
+    '-- Safe to run again: steps that ran are skipped, a backfill resumes at its last committed batch, a failed check runs again.',
+  ]);
+  // psql stops at the first error even when the caller forgot -v ON_ERROR_STOP=1.
+  expect(sql).toContain('\n\\set ON_ERROR_STOP on\n');
+  const lines = section(sql, 'aaa111');
+  expect(lines[0]).toBe('-- Running upgrade aaa111: add accounts.plan [phase expand] (aaa111_x.ts; version rows <base> -> aaa111)');
+  // Where the version table stands decides what runs; an unknown state raises before anything changes.
+  const gset = lines.indexOf('\\gset');
+  expect(lines.slice(2, gset).join('\n')).toContain(`heads IN ('{}'::text[], ARRAY['aaa111']::text[]) AS phasegate_known`);
+  expect(lines.slice(gset + 1, gset + 3)).toEqual(['\\if :phasegate_known', '\\else']);
+  expect(lines[gset + 5]).toMatch(/RAISE EXCEPTION 'phasegate: the version table holds %, neither the starting point of revision %/);
+  const todo = lines.indexOf('\\if :phasegate_todo');
+  expect(todo).toBeGreaterThan(gset);
+  expect(lines.slice(todo + 1, todo + 5)).toEqual([
+    'BEGIN;',
+    "SET LOCAL lock_timeout = '500ms';",
+    'SET LOCAL statement_timeout = 0;  -- no limit',
+    'ALTER TABLE "accounts" ADD COLUMN IF NOT EXISTS "plan" text;',
+  ]);
+  const commit = lines.indexOf('COMMIT;');
+  expect(lines.slice(todo, commit).join('\n')).toContain(`INSERT INTO "public"."phasegate_version" (version_num) SELECT unnest(ARRAY['aaa111']::text[])`);
+  expect(lines.slice(commit)).toEqual(['COMMIT;', '\\else', "\\echo 'phasegate: step 1 of 1, upgrade aaa111: already applied; skipped'", '\\endif']);
 });
 
-test('parameters are inlined as literals: quotes doubled, numbers bare, null as NULL', async () => {
-  const sql = await script('upgrade', ['aaa111'], 'bbb222');
-  expect(sql).toContain(`UPDATE accounts SET plan = 'it''s free' WHERE id = 5 AND note = NULL;`);
-  expect(sql).not.toContain('$1');
-});
-
-test('a non-transactional revision runs outside BEGIN under session timeouts, then stamps in its own transaction', async () => {
+test('a non-transactional revision runs outside BEGIN, its CONCURRENTLY build without lock_timeout, then stamps in its own transaction', async () => {
   const sql = await script('upgrade', ['bbb222'], 'ccc333');
-  const section = sql.slice(sql.indexOf('-- Running upgrade ccc333'));
-  const lines = section.split('\n');
-  expect(lines[2]).toMatch(/^-- non-transactional: runs statement by statement/);
-  const setLock = lines.indexOf("SET lock_timeout = '500ms';");
+  const lines = section(sql, 'ccc333');
+  expect(lines.find((l) => l.startsWith('-- non-transactional'))).toBeDefined();
   const create = lines.findIndex((l) => l.includes('CREATE INDEX CONCURRENTLY IF NOT EXISTS "accounts_plan_idx"'));
   const begin = lines.indexOf('BEGIN;');
-  expect(setLock).toBeGreaterThan(0);
-  expect(create).toBeGreaterThan(setLock);
+  // As the runtime runs it: a concurrent build's wait for older transactions blocks nobody.
+  expect(lines.slice(create - 1, create + 2)).toEqual(['SET lock_timeout = 0;', lines[create], "SET lock_timeout = '500ms';"]);
   expect(begin).toBeGreaterThan(create);
   const commit = lines.indexOf('COMMIT;');
-  expect(lines[begin + 1]).toBe('DO $phasegate$');
   expect(lines.slice(begin, commit).join('\n')).toContain(`DELETE FROM "public"."phasegate_version" WHERE version_num = ANY (ARRAY['bbb222']::text[]);`);
   expect(lines.slice(begin, commit).join('\n')).toContain(`SELECT unnest(ARRAY['ccc333']::text[])`);
-  expect(lines.slice(commit, commit + 4)).toEqual(['COMMIT;', 'RESET lock_timeout;', 'RESET statement_timeout;', '']);
-  expect(section).not.toMatch(/SET LOCAL/);
+  expect(lines.slice(0, begin).join('\n')).not.toMatch(/SET LOCAL/);
 });
 
 test('no DDL statement in a full upgrade or downgrade script runs before lock_timeout is set', async () => {
@@ -165,10 +147,7 @@ test('no DDL statement in a full upgrade or downgrade script runs before lock_ti
   expect(ddlWithoutLockTimeout(up)).toEqual([]);
   expect(ddlWithoutLockTimeout(down)).toEqual([]);
   // The checker itself notices a missing setting.
-  expect(ddlWithoutLockTimeout(up.replace(/^SET LOCAL lock_timeout.*$/m, ''))).toEqual([
-    'ALTER TABLE "accounts" ADD COLUMN IF NOT EXISTS "plan" text;',
-    'DO $phasegate$',
-  ]);
+  expect(ddlWithoutLockTimeout(up.replace(/^SET lock_timeout = '500ms';$/m, '')).slice(0, 2)).toEqual(['DO $phasegate$', 'CREATE TABLE IF NOT EXISTS "public"."phasegate_version" (version_num text PRIMARY KEY);']);
 });
 
 test('a downgrade walks down in reverse and ends with an empty version table', async () => {
@@ -211,12 +190,89 @@ test('renderStatement writes array parameters as PostgreSQL array literals and t
   expect(renderStatement({ sql: 'SELECT 1;  ' })).toBe('SELECT 1;');
 });
 
-test('a guarded statement (onlyIf) is written commented out with its guard, never run unconditionally', async () => {
+test('a guarded statement (onlyIf) runs only when its guard returns a row, as the runtime runs it', async () => {
   const sql = await script('upgrade', ['bbb222'], 'ccc333');
   const lines = sql.split('\n');
   const drop = lines.findIndex((l) => l.includes('DROP INDEX CONCURRENTLY IF EXISTS "accounts_plan_idx"'));
-  expect(lines[drop]).toBe('--   DROP INDEX CONCURRENTLY IF EXISTS "accounts_plan_idx";');
-  expect(lines[drop - 1]).toBe(`--   SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('"accounts_plan_idx"') AND NOT indisvalid;`);
-  expect(lines[drop - 2]).toMatch(/^-- guarded: /);
-  expect(lines.filter((l) => /^DROP INDEX/.test(l))).toEqual([]);
+  expect(lines.slice(drop - 4, drop + 3)).toEqual([
+    `SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('"accounts_plan_idx"') AND NOT indisvalid) AS phasegate_guard`,
+    '\\gset',
+    '\\if :phasegate_guard',
+    'SET lock_timeout = 0;',
+    'DROP INDEX CONCURRENTLY IF EXISTS "accounts_plan_idx";',
+    "SET lock_timeout = '500ms';",
+    '\\endif',
+  ]);
+});
+
+const withBackfill: RevisionModule = {
+  id: 'fff666',
+  parent: 'aaa111',
+  message: 'fill accounts.plan',
+  gate: { name: 'deploy:plan', prompt: "Deploy the app that writes plan.\nThen approve, it's safe." },
+  backfill: { table: 'accounts', set: { plan: "'free'" }, where: 'plan IS NULL', batchSize: 500, delayMs: 20, maxRowsPerSecond: 5000 },
+  check: { name: 'no NULL plan', failingRows: "SELECT id FROM accounts WHERE plan IS NULL AND note <> 'x'", timeoutMs: 60_000 },
+  upgrade(op) {
+    op.sql('SELECT 1');
+  },
+  downgrade(op) {
+    op.sql('SELECT 2');
+  },
+};
+
+test('a step with a backfill and a check: statements and a pending row, then batches, the check, and only then the version row', async () => {
+  const sql = await script('upgrade', ['aaa111'], 'fff666', {}, [revisions[0], loaded(withBackfill)]);
+  const lines = section(sql, 'fff666');
+  const todo = lines.lastIndexOf('\\if :phasegate_todo');
+  const elif = lines.indexOf('\\elif :phasegate_before');
+  expect(lines.slice(todo, elif).join('\n')).toContain(`INSERT INTO "public"."phasegate_version_pending" (version_num, workflow_id) VALUES ('fff666', 'psql script')`);
+  expect(lines.slice(todo, elif).join('\n')).not.toContain('"public"."phasegate_version" (version_num)');
+  const post = lines.lastIndexOf('\\if :phasegate_before');
+  const body = lines.slice(post).join('\n');
+  // The walk: the spec's table, assignments, where and pacing; the checkpoint is the offline one.
+  expect(body).toContain("SET lock_timeout = '2000ms';\nSET statement_timeout = 0;\nDO $phasegate_backfill$");
+  expect(body).toContain(`v_table regclass := to_regclass('"accounts"');`);
+  expect(body).toContain(`'"plan" = (''free'')'`);
+  expect(body).toContain(`' AND (plan IS NULL)'`);
+  expect(body).toContain(', 499, v_key_text');
+  expect(body).toContain('PERFORM pg_sleep(0.02);');
+  expect(body).toContain('v_ahead := v_run_rows / 5000::float8');
+  expect(body).toContain("WHERE backfill_id = 'offline:fff666' AND slice = 0");
+  // The check: read-only, its own timeout, raises with the count and a sample.
+  const check = body.indexOf('BEGIN READ ONLY;');
+  expect(check).toBeGreaterThan(body.indexOf('$phasegate_backfill$;'));
+  expect(body.slice(check)).toContain("SET LOCAL statement_timeout = '60000ms';");
+  expect(body.slice(check)).toContain(`'SELECT id FROM accounts WHERE plan IS NULL AND note <> ''x'''`);
+  expect(body.slice(check)).toContain(`RAISE EXCEPTION 'phasegate: check "%" failed: % row(s), e.g. %', 'no NULL plan'`);
+  // Then the version row, the pending row and the checkpoint go, in one transaction.
+  const stamp = body.slice(body.indexOf('$phasegate_check$;'));
+  expect(stamp).toContain(`SELECT unnest(ARRAY['fff666']::text[])`);
+  expect(stamp).toContain(`DELETE FROM "public"."phasegate_version_pending" WHERE version_num = 'fff666';`);
+  expect(stamp).toContain(`DELETE FROM "public"."phasegate_backfill_progress" WHERE backfill_id = 'offline:fff666';`);
+});
+
+test('a gate stops the script before its step with the prompt and the approving command; -v approve records the approval', async () => {
+  const sql = await script('upgrade', ['aaa111'], 'fff666', {}, [revisions[0], loaded(withBackfill)]);
+  expect(sql).toContain("--   part 2: gate deploy:plan before fff666; continue with psql -v ON_ERROR_STOP=1 -v approve='deploy:plan' -f <this file>");
+  // Without -v approve the variable is empty, so no gate is approved.
+  expect(sql).toContain("\\if :{?approve}\n\\else\n\\set approve ''\n\\endif");
+  const lines = section(sql, 'fff666');
+  expect(lines.join('\n')).toContain(`'deploy:plan' = ANY (string_to_array(:'approve', ',')) AS phasegate_approved`);
+  const gate = lines.findIndex((l) => l.startsWith('-- Gate deploy:plan'));
+  const firstTodo = lines.indexOf('\\if :phasegate_todo');
+  expect(gate).toBeLessThan(firstTodo);
+  expect(lines[firstTodo + 1]).toBe('\\if :phasegate_approved');
+  const gateBlock = lines.slice(firstTodo, lines.indexOf('\\quit') + 3);
+  expect(gateBlock.join('\n')).toContain(`INSERT INTO "public"."phasegate_approval"`);
+  expect(gateBlock).toContain("\\echo '  Then approve, it''s safe.'");
+  expect(gateBlock).toContain("\\echo '  psql -v ON_ERROR_STOP=1 -v approve=''deploy:plan'' -f <this file>'");
+  expect(gateBlock.slice(-3)).toEqual(['\\quit', '\\endif', '\\endif']);
+  // The step's statements come after the gate.
+  expect(lines.indexOf('SELECT 1;')).toBeGreaterThan(lines.indexOf('\\quit'));
+});
+
+test("a downgrade drops the checkpoints of the revision it undoes (the workflow's and the offline one)", async () => {
+  const sql = await script('downgrade', ['fff666'], 'aaa111', {}, [revisions[0], loaded(withBackfill)]);
+  expect(sql).toContain(`DELETE FROM "public"."phasegate_backfill_progress" WHERE backfill_id = ANY (ARRAY['revision:fff666', 'offline:fff666']::text[]);`);
+  expect(sql).not.toContain('-- Gate');
 });
