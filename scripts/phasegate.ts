@@ -103,7 +103,7 @@ function buildProgram(): Command {
 
   program
     .command('init')
-    .description('create temporal.config.ts (if absent) and an empty migrations folder')
+    .description('create the config file (--config, default temporal.config.ts) if absent, and an empty migrations folder')
     .option('--directory <folder>', 'migrations folder (default migrations/versions)')
     .action(async (opts: { directory?: string }, command: Command) => {
       const result = await commands.init({ ...globals(command), ...opts });
@@ -364,21 +364,16 @@ function buildProgram(): Command {
 
   program
     .command('lint')
-    .description('run squawk over the --sql script of a range of revisions (exit 1 on findings)')
+    .description('run squawk and phasegate\'s own rules over the --sql upgrade and downgrade scripts of a range (exit 1 on errors)')
     .argument('[range]', 'from:to as for upgrade --sql', 'base:heads')
-    .option('--database <alias>', 'database whose migrations folder to lint')
-    .option('--exclude <rule>', 'squawk rule to leave out (repeatable)', collect, [])
+    .option('--database <alias>', 'database whose migrations folder to lint; with a URL, its table sizes are measured too')
+    .option('--exclude <rule>', 'rule to leave out, squawk\'s or phasegate\'s (repeatable)', collect, [])
     .option('--pg-version <major>', 'PostgreSQL major version the rules assume', '15')
-    .action(async (range: string, opts: { database?: string; exclude: string[]; pgVersion: string }, command: Command) => {
+    .option('--max-table-bytes <n>', 'with --database: CREATE INDEX without CONCURRENTLY on a bigger table is an error (default 10 MB)', Number)
+    .action(async (range: string, opts: { database?: string; exclude: string[]; pgVersion: string; maxTableBytes?: number }, command: Command) => {
       const result = await commands.lint({ ...globals(command), ...opts, range });
-      const line = (f: commands.LintFinding) => `line ${f.line}${f.revision ? ` (revision ${f.revision})` : ''}: ${f.rule}: ${f.message}`;
-      print(command, result, () =>
-        [
-          result.findings.length === 0 ? `squawk: nothing to report on ${range}` : result.findings.map(line).join('\n'),
-          ...(result.behindGate.length ? [`accepted, behind a gate (a person approves each before it runs): ${result.behindGate.length}`, ...result.behindGate.map((f) => `  ${line(f)}`)] : []),
-        ].join('\n'),
-      );
-      if (result.findings.length > 0) process.exitCode = 1;
+      print(command, result, () => format.formatLint(result));
+      if (result.errors > 0) process.exitCode = 1;
     });
 
   program

@@ -11,6 +11,8 @@ import type { RevisionSummary } from './project';
 import type { ShowResult } from './show';
 import type { CheckResult, CurrentResult, StampResult } from './version';
 import type { InitResult } from './init';
+import type { LintFinding, LintResult } from './lint';
+import { stateText } from './format-status';
 
 /** `abc123 (label) (head) (branchpoint)`. */
 export function decorated(revision: RevisionSummary & { isCurrent?: boolean }): string {
@@ -139,7 +141,7 @@ export function formatEvent(event: MigrateEvent): string | null {
     case 'step': {
       const took = event.step.durationMs !== undefined ? ` (${event.step.durationMs} ms)` : '';
       const message = event.step.message ? ` ${event.step.message}` : '';
-      return `${event.step.state} ${event.step.revision}${message}${took}`;
+      return `${stateText(event.step.state, event.direction)} ${event.step.revision}${message}${took}`;
     }
     case 'state':
       if (event.state === 'awaiting-approval') return `waiting for approval before ${event.revision ?? 'the next step'} (phasegate approve)`;
@@ -201,4 +203,30 @@ export function formatDrift(result: DriftResult): string {
     'Someone changed the schema outside phasegate: write the change as a revision (and stamp it), or undo it.',
     ...notes,
   ].join('\n');
+}
+
+/** One finding: `upgrade line 12 (revision ab12): error: not-null-without-check [phasegate]: …`, then its help indented. */
+export function lintLine(f: LintFinding): string {
+  const where = f.line > 0 ? `${f.script} line ${f.line}` : f.script;
+  const head = `${where}${f.revision ? ` (revision ${f.revision})` : ''}: ${f.level}: ${f.rule}${f.source === 'phasegate' ? ' [phasegate]' : ''}: ${f.message}`;
+  return f.help ? `${head}\n    ${f.help}` : head;
+}
+
+/** `phasegate lint`: the findings, a count line, then what was accepted and why. */
+export function formatLint(result: LintResult): string {
+  const scripts = result.downgradeRange ? `${result.range} (upgrade) and ${result.downgradeRange} (downgrade)` : result.range;
+  const lines = result.findings.length === 0 ? [`lint: nothing to report on ${scripts}`] : [...result.findings.map(lintLine), `${result.errors} error(s), ${result.warnings} warning(s) on ${scripts}`];
+  if (result.behindGate.length) {
+    lines.push(`accepted, behind a gate (a person approves each before it runs): ${result.behindGate.length}`, ...result.behindGate.map((f) => `  ${lintLine(f)}`));
+  }
+  if (result.undoing.length) {
+    lines.push(`accepted, in the downgrade (drops and old column types: it restores what was there before, and runs only when a person asks): ${result.undoing.length}`);
+  }
+  if (result.measured) {
+    const tables = Object.entries(result.measured.tables).map(([t, m]) => `${t} ${(m.bytes / 1024 / 1024).toFixed(1)} MB, ≈ ${m.rows} rows`);
+    lines.push(`table sizes from database "${result.measured.database}": ${tables.length ? tables.join('; ') : 'none of the tables exists yet'}`);
+  } else if (result.measureError) {
+    lines.push(`table sizes not measured: ${result.measureError}`);
+  }
+  return lines.join('\n');
 }

@@ -6,15 +6,17 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { abandon, check, current, downgrade, history, stamp, upgrade, type MigrateEvent } from '../../lib/commands';
+import type * as commands from '../../lib/commands';
 import type { PhasegateConfig } from '../../lib/config';
 import type { PhasegateError } from '../../lib/errors';
 import { createPhasegateWorker } from '../../workers/worker';
 import { bundleWorkflows, connectTestTemporal, createTestDatabase, silentLog, testConfig, uniqueId, writeMigrations, type TestDatabase } from '../helpers';
+import { psqlBinary } from '../support/postgres-binaries';
 
 const revisions = {
   'aaa111_add_plan.js': `module.exports = {
@@ -217,20 +219,26 @@ test('stamp writes the version table only: no DDL; rows no file declares need --
   expect(rows).toEqual([{ version_num: 'aaa111' }]);
 });
 
+/** A script as psql runs it (the script uses psql's \if and \gset); throws with psql's output when it fails. */
+function runPsql(script: string): void {
+  const result = spawnSync(psqlBinary(), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', db.url, '-f', '-'], { input: script, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`psql exited ${result.status}: ${result.stderr}`);
+}
+
 test('upgrade --sql never touches the database, and the script it prints applies cleanly when run', async () => {
   const offline = await upgrade({ config, database: alias, sql: true });
   expect(offline.mode).toBe('sql');
   expect(await versionTableExists()).toBe(false);
   expect(await columns('accounts')).toEqual(['id', 'email']);
 
-  // What a DBA would do with it: run the script; the schema and version table match an online upgrade.
-  await db.query(offline.script);
+  // What a DBA would do with it: run the script with psql; the schema and version table match an online upgrade.
+  runPsql(offline.script);
   expect(await columns('accounts')).toEqual(['id', 'email', 'plan']);
   expect(await columns('orgs')).toEqual(['id', 'name']);
   expect((await current({ config, database: alias })).heads.map((h) => h.id)).toEqual(['bbb222']);
 
   const down = await downgrade({ config, database: alias, sql: true, target: 'head:base' });
-  await db.query(down.script);
+  runPsql(down.script);
   expect(await columns('accounts')).toEqual(['id', 'email']);
   expect((await current({ config, database: alias })).heads).toEqual([]);
 });
@@ -290,6 +298,83 @@ test('CLI: heads --json, check exit codes, --sql, and errors as `phasegate: …`
   expect(bad.stderr).toMatch(/^phasegate: "nope" matches no revision id/);
 });
 
+test('CLI: an alias whose URL is unset (`url: process.env.X`, X unset) stops only the verbs that connect; messages name the --config file', async () => {
+  const cwd = tempProject();
+  // A second config file, as a DBA keeps one per environment; its variable is not set here.
+  writeFileSync(path.join(cwd, 'other.config.ts'), 'export default { databases: { prod: { url: process.env.PHASEGATE_TEST_UNSET_PROD_URL } } };\n');
+  expect(process.env.PHASEGATE_TEST_UNSET_PROD_URL).toBeUndefined();
+  const run = (args: string[]) => cli(cwd, ['--config', 'other.config.ts', ...args]);
+  const shown = (r: { code: number; stdout: string; stderr: string }) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+
+  // They never connect: they work.
+  const [heads, historyRun, up, down] = await Promise.all([
+    run(['heads']),
+    run(['history', '--database', 'prod']),
+    run(['upgrade', '--sql', '--database', 'prod']),
+    run(['downgrade', 'head:-1', '--sql', '--database', 'prod']),
+  ]);
+  expect(shown(heads)).toBe(shown({ code: 0, stdout: 'bbb222 (head)\n', stderr: '' }));
+  expect(historyRun).toMatchObject({ code: 0, stderr: '' });
+  expect(historyRun.stdout).toContain('aaa111 -> bbb222 (head), create orgs');
+  expect(up).toMatchObject({ code: 0, stderr: '' });
+  expect(up.stdout).toContain('-- phasegate upgrade base:head for database "prod"');
+  expect(down).toMatchObject({ code: 0, stderr: '' });
+  expect(down.stdout).toContain('DROP TABLE');
+  const lint = await run(['lint', '--database', 'prod']);
+  expect(lint.stderr).not.toContain('phasegate:');
+  const created = await run(['revision', '-m', 'third', '--database', 'prod']);
+  expect(shown(created)).toMatch(/^exit 0\n--- stdout\ncreated [0-9a-f]{12} \(on bbb222\): /);
+  const pattern = await run(['new', 'add-index', 'accounts', 'plan', '--database', 'prod']);
+  expect(shown(pattern)).toMatch(/^exit 0\n/);
+
+  // They connect: they fail before connecting, naming the alias, the key in the file loaded and the variable.
+  for (const args of [['current', '--database', 'prod'], ['upgrade', '--database', 'prod'], ['stamp', 'head', '--database', 'prod'], ['worker']]) {
+    const failed = await run(args);
+    expect({ args, code: failed.code, stdout: failed.stdout }).toEqual({ args, code: 1, stdout: '' });
+    expect(failed.stderr).toContain('phasegate: database "prod" has no URL');
+    expect(failed.stderr).toContain('set databases.prod.url in other.config.ts');
+    expect(failed.stderr).toContain('PHASEGATE_DATABASE_URL_PROD=postgres://');
+  }
+
+  const unknown = await run(['current', '--database', 'nope']);
+  expect(unknown.code).toBe(1);
+  expect(unknown.stderr).toContain('or add it under databases in other.config.ts');
+  expect(unknown.stderr).not.toContain('temporal.config.ts');
+});
+
+test('CLI: lint exits 1 on errors and 0 with warnings only; --json; --database measures the tables an index is built on', async () => {
+  const cwd = tempProject();
+  // bbb222's bigIncrements is a bigserial, which squawk's prefer-identity would report.
+  const lint = (...args: string[]) => cli(cwd, ['lint', '--exclude', 'prefer-identity', ...args]);
+  const clean = await lint();
+  expect(clean).toMatchObject({ code: 0, stderr: '' });
+  expect(clean.stdout).toContain('lint: nothing to report on base:heads (upgrade) and heads:base (downgrade)');
+
+  // An index built without CONCURRENTLY on accounts (a table the chain did not create): squawk's finding,
+  // re-judged with the table's measured size once --database names a database with a URL.
+  writeFileSync(
+    path.join(cwd, 'migrations/versions/ccc333_index.js'),
+    `module.exports = { id: 'ccc333', parent: 'bbb222', message: 'index email',
+      upgrade(op) { op.sql('CREATE INDEX accounts_email_idx ON accounts (email)'); }, downgrade(op) { op.sql('UPDATE accounts SET email = email'); } };`,
+  );
+  const json = await lint('--json');
+  expect(json.code).toBe(1);
+  const result = JSON.parse(json.stdout) as commands.LintResult;
+  expect(result.findings.map((f) => [f.rule, f.level, f.source, f.script, f.revision])).toEqual([
+    ['require-concurrent-index-creation', 'error', 'squawk', 'upgrade', 'ccc333'],
+    ['full-table-write', 'warning', 'phasegate', 'downgrade', 'ccc333'],
+  ]);
+  expect(result.findings[0]).toEqual(expect.objectContaining({ line: expect.any(Number), message: expect.any(String), help: expect.anything() }));
+
+  // accounts is tiny here: a warning with its size, so only warnings are left and the exit code is 0.
+  const measured = await lint('--database', alias);
+  expect({ code: measured.code, stdout: measured.stdout }).toEqual({ code: 0, stdout: expect.stringContaining('warning: index-without-concurrently [phasegate]') });
+  expect(measured.stdout).toContain(`table sizes from database "${alias}": accounts`);
+  const strict = await lint('--database', alias, '--max-table-bytes', '1', '--json');
+  expect(strict.code).toBe(1);
+  expect((JSON.parse(strict.stdout) as commands.LintResult).findings[0]).toEqual(expect.objectContaining({ rule: 'index-without-concurrently', level: 'error', source: 'phasegate' }));
+});
+
 test('CLI: upgrade follows the workflow and prints each step; current and check then agree', async () => {
   const cwd = tempProject();
   const taskQueue = uniqueId('cli-bin');
@@ -305,6 +390,15 @@ test('CLI: upgrade follows the workflow and prints each step; current and check 
   const now = await cli(cwd, ['current', '--database', alias, '--json']);
   expect(JSON.parse(now.stdout).heads.map((h: { id: string }) => h.id)).toEqual(['bbb222']);
   expect((await cli(cwd, ['check', '--database', alias])).code).toBe(0);
+
+  // A downgrade's progress and result say undone/downgraded, never applied.
+  const { worker: again } = await createPhasegateWorker({ config: workerConfig, log: silentLog, workflowBundle: bundle, taskQueue, connection: env.nativeConnection });
+  const down = await again.runUntil(cli(cwd, ['downgrade', '-1', '--database', alias], { PHASEGATE_TASK_QUEUE: taskQueue }));
+  const downOutput = `--- stdout\n${down.stdout}\n--- stderr\n${down.stderr}`;
+  expect({ code: down.code, output: downOutput }).toEqual({ code: 0, output: downOutput });
+  expect(down.stderr).toContain('undone bbb222 create orgs');
+  expect(down.stderr).not.toContain('appl');
+  expect(down.stdout).toBe(`downgraded database "${alias}" to aaa111: bbb222 (workflow migrate-${alias})\n`);
 });
 
 test('CLI: worker serves the task queue of the config until SIGINT, then stops cleanly', async () => {
