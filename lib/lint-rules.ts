@@ -201,7 +201,7 @@ export interface ScriptContext {
 export type CheckState = Map<string, { table: string; column: string; validated: boolean }>;
 
 /** The rules of this file, by name (`--exclude` takes these as well as squawk's). */
-export const PHASEGATE_RULES = ['destructive-without-gate', 'backfill-where', 'not-null-without-check', 'index-without-concurrently', 'full-table-write', 'downgrade-not-rendered'];
+export const PHASEGATE_RULES = ['destructive-without-gate', 'backfill-where', 'not-null-without-check', 'index-without-concurrently', 'full-table-write', 'downgrade-not-rendered', 'select-star-view'];
 
 export const DEFAULT_MAX_TABLE_BYTES = 10 * 1024 * 1024;
 
@@ -239,6 +239,60 @@ export function tablesToMeasure(sql: string): string[] {
     if (write) tables.add(write.table);
   }
   return [...tables];
+}
+
+/**
+ * The columns an upgrade script drops, with where: `ALTER TABLE t … DROP [COLUMN] c`, in plain
+ * statements, DO blocks and EXECUTE strings. A dropped column is also where rename-column and
+ * change-column-type move a column to the end of the table.
+ */
+export function columnDrops(sql: string): Array<{ table: string; column: string; line: number }> {
+  const drops: Array<{ table: string; column: string; line: number }> = [];
+  for (const { text, line } of sqlFragments(sql)) {
+    const alter = ALTER_TABLE.exec(text);
+    if (!alter) continue;
+    for (const match of alter[2].matchAll(DROP_COLUMN)) {
+      const column = identName(match[1]);
+      if (!NOT_A_COLUMN.has(column)) drops.push({ table: tableKey(alter[1]), column, line });
+    }
+  }
+  return drops;
+}
+
+/** A view or rule that reads every column of a table the chain reshapes (found in the database). */
+export interface StarView {
+  table: string;
+  /** The view (or the relation whose rule it is). */
+  view: string;
+  rule: string;
+}
+
+/**
+ * `select-star-view` (a warning): a view or rule that uses every column of a table whose column
+ * the chain drops, which is what `SELECT *` (or a positional INSERT in a rule) expands to. PostgreSQL
+ * expands `*` when the view is created, so the view keeps depending on the dropped column (the
+ * contract step refuses while it does), and once recreated it returns the columns in the table's
+ * new order: the moved column last.
+ */
+export function starViewFindings(sql: string, views: StarView[], script: LintScript): LintFinding[] {
+  const lines = sql.split('\n');
+  const drops = columnDrops(sql);
+  return views.flatMap((v) => {
+    const drop = drops.find((d) => d.table === v.table);
+    if (!drop) return [];
+    return [
+      {
+        rule: 'select-star-view',
+        level: 'warning' as const,
+        source: 'phasegate' as const,
+        script,
+        revision: revisionAt(lines, drop.line),
+        line: drop.line,
+        message: `${v.view} (rule ${v.rule}) uses every column of ${v.table}, as SELECT * does; this chain drops ${v.table}.${drop.column}, so the step refuses while ${v.view} depends on it, and a view recreated with * afterwards lists the columns in their new order (the moved column last)`,
+        help: `Recreate ${v.view} with an explicit column list in a revision before this one; positional INSERTs into ${v.table} (INSERT … VALUES without a column list) break the same way`,
+      },
+    ];
+  });
 }
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MB`;

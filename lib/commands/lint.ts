@@ -9,16 +9,19 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { PhasegateError } from '../errors';
 import {
+  columnDrops,
   DEFAULT_MAX_TABLE_BYTES,
   PHASEGATE_RULES,
   phasegateRules,
   revisionAt,
   sqlForSquawk,
+  starViewFindings,
   tablesToMeasure,
   type CheckState,
   type LintFinding,
   type LintScript,
   type RevisionFacts,
+  type StarView,
   type TableSizes,
 } from '../lint-rules';
 import { withDatabase } from './database';
@@ -137,6 +140,32 @@ async function measureTables(options: LintOptions, database: string, tables: str
   return sizes;
 }
 
+/**
+ * Views and rules of other relations that depend on every column of `tables` (what `SELECT *`
+ * expands to), from pg_depend: a rewrite rule records one dependency per column it uses.
+ */
+async function readStarViews(options: LintOptions, database: string, tables: string[]): Promise<StarView[]> {
+  if (tables.length === 0) return [];
+  const project = loadProject(options);
+  return withDatabase(project.config, database, async (client) => {
+    const { rows } = await client.query<StarView>(
+      `WITH t AS (
+         SELECT t.name, to_regclass((SELECT string_agg(quote_ident(p), '.') FROM unnest(string_to_array(t.name, '.')) AS p)) AS oid
+           FROM unnest($1::text[]) AS t(name)
+       )
+       SELECT t.name AS table, r.ev_class::regclass::text AS view, r.rulename::text AS rule
+         FROM t
+         JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid AND d.classid = 'pg_rewrite'::regclass AND d.refobjsubid > 0
+         JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> t.oid
+        GROUP BY t.name, t.oid, r.ev_class, r.rulename
+       HAVING array_agg(DISTINCT d.refobjsubid::int) @> (SELECT array_agg(attnum::int) FROM pg_attribute WHERE attrelid = t.oid AND attnum > 0 AND NOT attisdropped)
+        ORDER BY 1, 2`,
+      [tables],
+    );
+    return rows;
+  });
+}
+
 interface RenderedScript {
   script: LintScript;
   sql: string;
@@ -208,6 +237,9 @@ export async function lint(options: LintOptions = {}): Promise<LintResult> {
       const read = await measureTables(options, options.database, tables);
       sizes = read;
       measured = { database: options.database, tables: read.raw };
+      const upgradeSql = rendered[0].sql;
+      const views = await readStarViews(options, options.database, [...new Set(columnDrops(upgradeSql).map((d) => d.table))]);
+      findings.push(...starViewFindings(upgradeSql, views, 'upgrade').filter((f) => !exclude.includes(f.rule)));
     } catch (err) {
       // Sizes sharpen two rules; without them lint still runs, and says why they are missing.
       measureError = (err as Error).message;

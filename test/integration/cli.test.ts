@@ -10,7 +10,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { abandon, check, current, downgrade, history, stamp, upgrade, type MigrateEvent } from '../../lib/commands';
+import { abandon, check, current, downgrade, history, lint, stamp, upgrade, type MigrateEvent } from '../../lib/commands';
 import type * as commands from '../../lib/commands';
 import type { PhasegateConfig } from '../../lib/config';
 import type { PhasegateError } from '../../lib/errors';
@@ -373,6 +373,28 @@ test('CLI: lint exits 1 on errors and 0 with warnings only; --json; --database m
   const strict = await lint('--database', alias, '--max-table-bytes', '1', '--json');
   expect(strict.code).toBe(1);
   expect((JSON.parse(strict.stdout) as commands.LintResult).findings[0]).toEqual(expect.objectContaining({ rule: 'index-without-concurrently', level: 'error', source: 'phasegate' }));
+});
+
+test('lint --database warns about a view that reads every column (SELECT *) of a table whose column the chain drops; a narrower view is fine', async () => {
+  const viewDb = await createTestDatabase();
+  try {
+    await viewDb.query('CREATE TABLE people (id bigint PRIMARY KEY, name text, note text)');
+    await viewDb.query('CREATE VIEW people_all AS SELECT * FROM people');
+    await viewDb.query('CREATE VIEW people_ids AS SELECT id, name FROM people');
+    const viewDir = writeMigrations({
+      'ddd444_drop.js': `module.exports = { id: 'ddd444', parent: null, message: 'drop note', gate: { prompt: 'no app reads people.note' },
+        upgrade(op) { op.dropColumn('people', 'note'); }, downgrade(op) { op.addColumn('people', 'note', 'text'); } };`,
+    });
+    const viewConfig = testConfig({ databases: { people: { url: viewDb.url, migrationsDirectory: viewDir } } });
+    const found = (await lint({ config: viewConfig, database: 'people' })).findings.filter((f) => f.rule === 'select-star-view');
+    expect(found.map((f) => [f.level, f.revision, f.message])).toEqual([
+      ['warning', 'ddd444', expect.stringContaining('people_all (rule _RETURN) uses every column of people, as SELECT * does; this chain drops people.note')],
+    ]);
+    // Without a database there is nothing to look at: no finding, no error.
+    expect((await lint({ config: viewConfig })).findings.filter((f) => f.rule === 'select-star-view')).toEqual([]);
+  } finally {
+    await viewDb.drop();
+  }
 });
 
 test('CLI: upgrade follows the workflow and prints each step; current and check then agree', async () => {

@@ -2,7 +2,7 @@
  * phasegate's own lint rules (lib/lint-rules.ts) on small scripts, and the squawk input that keeps
  * line numbers. Pure: no squawk, no database.
  */
-import { phasegateRules, sqlForSquawk, sqlFragments, tableKey, type LintFinding, type RevisionFacts, type ScriptContext } from '../../lib/lint-rules';
+import { columnDrops, phasegateRules, sqlForSquawk, sqlFragments, starViewFindings, tableKey, type LintFinding, type RevisionFacts, type ScriptContext } from '../../lib/lint-rules';
 
 /** A script with one section per revision, as lib/offline-sql.ts writes them. */
 function script(sections: Record<string, string[]>): string {
@@ -197,5 +197,27 @@ describe('index-without-concurrently', () => {
     const result = run(fresh, {}, { sizes: sizes(50 * 1024 * 1024) }, [{ ...squawk[0], line: freshLine }]);
     expect(result.squawk).toEqual([]);
     expect(result.findings).toEqual([]);
+  });
+});
+
+describe('select-star-view', () => {
+  const sql = script({
+    r1: ['ALTER TABLE accounts ADD COLUMN full_name text;'],
+    r2: ["DO $p$ BEGIN EXECUTE 'ALTER TABLE \"accounts\" DROP COLUMN IF EXISTS \"name\"'; END $p$;", 'ALTER TABLE "orders" DROP CONSTRAINT c;', 'ALTER TABLE t ALTER COLUMN a DROP NOT NULL;'],
+  });
+
+  test('columnDrops finds dropped columns in statements and EXECUTE strings, not DROP CONSTRAINT or DROP NOT NULL', () => {
+    expect(columnDrops(sql).map((d) => `${d.table}.${d.column}`)).toEqual(['accounts.name']);
+  });
+
+  test('a view that reads every column of a table whose column the chain drops is a warning at the dropping step; other tables are not', () => {
+    const views = [
+      { table: 'accounts', view: 'accounts_all', rule: '_RETURN' },
+      { table: 'orders', view: 'orders_all', rule: '_RETURN' },
+    ];
+    const found = starViewFindings(sql, views, 'upgrade');
+    expect(rules(found)).toEqual(['select-star-view:warning:r2']);
+    expect(found[0].message).toContain('accounts_all (rule _RETURN) uses every column of accounts, as SELECT * does; this chain drops accounts.name');
+    expect(starViewFindings(script({ r1: ['ALTER TABLE accounts ADD COLUMN x int;'] }), views, 'upgrade')).toEqual([]);
   });
 });
