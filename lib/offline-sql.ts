@@ -22,6 +22,7 @@
  */
 import { createProgressTable, KEY_CANDIDATES_SQL, KEY_TYPES, normalizeBackfillSpec, progressTableName } from './backfill';
 import type { PhasegateConfig } from './config';
+import type { OpStatement } from './ops/types';
 import type { Plan, PlanStep } from './plan';
 import { CHECK_COUNT_CAP, CHECK_SAMPLE_SIZE, DEFAULT_CHECK_TIMEOUT_MS, type BackfillSpec, type CheckSpec } from './revision';
 import { inlineParams, qualified, quoteIdent, quoteLiteral, type Statement } from './sql';
@@ -84,7 +85,7 @@ export function renderStatementLines(statement: MaybeGuarded): string[] {
  * runs it: its wait for older transactions blocks no reader or writer, and a short lock_timeout
  * would only leave an INVALID index behind.
  */
-function scriptStatementLines(statement: OpStatementLike, config: PhasegateConfig): string[] {
+function scriptStatementLines(statement: OpStatement, config: PhasegateConfig): string[] {
   const run = statement.concurrently
     ? ['SET lock_timeout = 0;', renderStatement(statement), `SET lock_timeout = '${config.defaults.lockTimeoutMs}ms';`]
     : [renderStatement(statement)];
@@ -98,7 +99,6 @@ function scriptStatementLines(statement: OpStatementLike, config: PhasegateConfi
   ];
 }
 
-type OpStatementLike = MaybeGuarded & { concurrently?: boolean };
 
 /** `SET [LOCAL] lock_timeout` and `statement_timeout` from the config: what every step runs first. */
 export function timeoutStatements(config: PhasegateConfig, scope: 'LOCAL' | 'SESSION'): string[] {

@@ -9,7 +9,7 @@ export interface OpStatement extends Statement {
   /**
    * A guard for what neither IF [NOT] EXISTS nor a DO block can express: the runtime runs this query
    * first and skips the statement when it returns no rows. Needed for DROP INDEX CONCURRENTLY, which
-   * cannot run inside a function or DO block. Offline scripts show it as a comment.
+   * cannot run inside a function or DO block. Offline scripts run it under psql `\if` on the same query.
    */
   onlyIf?: Statement;
   /**
