@@ -4,12 +4,27 @@
  * against the environment and reports every problem at once. Database URLs live only here (worker
  * side): workflows see aliases.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { prepareToRequire } from './loader';
 import { ConfigError, DatabaseUrlMissingError, databaseUrlVariable, UnknownDatabaseError } from './errors';
 
-/** The config file read when none is named (`--config`, PHASEGATE_CONFIG). */
-export const DEFAULT_CONFIG_FILE = 'temporal.config.ts';
+/**
+ * The config files looked for, in order, when none is named (`--config`, PHASEGATE_CONFIG).
+ * `phasegate init` writes the first: in an app repository that uses Temporal itself, a file named
+ * after phasegate cannot be mistaken for (or collide with) the app's own Temporal settings.
+ * `temporal.config.ts` is still found: this repository's demo (whose layout the product fixes)
+ * and projects set up before 0.2.0 use it.
+ */
+export const CONFIG_FILES = ['phasegate.config.ts', 'phasegate.config.js', 'temporal.config.ts'] as const;
+/** The file `init` writes, and the name messages use for a config built in code. */
+export const DEFAULT_CONFIG_FILE: string = CONFIG_FILES[0];
+
+/** The config file of the project in `cwd`: the first of CONFIG_FILES that exists, else undefined. */
+export function findConfigFile(cwd: string): string | undefined {
+  return CONFIG_FILES.map((name) => path.join(cwd, name)).find((file) => existsSync(file));
+}
 
 const durationMs = z.number().int().nonnegative();
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]*$/, 'must be a plain SQL identifier (letters, digits, _)');
@@ -222,6 +237,7 @@ export function loadConfigFile(file = DEFAULT_CONFIG_FILE, env: NodeJS.ProcessEn
   const absolute = path.resolve(file);
   let raw: unknown;
   try {
+    prepareToRequire(absolute);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const mod = require(absolute) as { default?: unknown };
     raw = mod.default ?? mod;

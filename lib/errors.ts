@@ -50,7 +50,7 @@ export function databaseUrlVariable(alias: string): string | null {
 }
 
 /** How to define database `alias`, in words; `configFile` is the file the config was loaded from. */
-export function howToDefineDatabase(alias: string, configFile = 'temporal.config.ts'): string {
+export function howToDefineDatabase(alias: string, configFile = 'phasegate.config.ts'): string {
   const variable = databaseUrlVariable(alias);
   return variable
     ? `set ${variable}=postgres://… in the environment, or add it under databases in ${configFile}`

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { prepareToRequire } from './loader';
 import { RevisionFileError } from './errors';
 import type { RevisionModule, RevisionNode } from './revision';
 
@@ -75,7 +76,8 @@ export function loadRevisionFile(file: string): LoadedRevision {
   let exported: unknown;
   try {
     if (loadedHashes.get(absolute) !== hash) delete require.cache[require.resolve(absolute)];
-    // Revision files are code the user's project compiles on the fly (tsx/ts-jest register the hook).
+    // Revision files are code the user's project compiles on the fly (lib/loader.ts registers tsx when nothing else did).
+    prepareToRequire(absolute);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const mod = require(absolute) as Record<string, unknown>;
     exported = mod.default ?? mod.revision ?? mod;

@@ -55,14 +55,16 @@ export function revisionFileName(id: string, message: string): string {
 
 /**
  * How a file in `directory` imports one of phasegate's `lib/` modules for its types: a relative
- * path to this installation, or `phasegate/lib/<module>` when phasegate is installed as a package.
+ * path to this checkout, or `'phasegate'` (the package's entry, index.ts, exports them all) when
+ * phasegate is installed as a package.
  * Generated files use `import type`, erased at run time, so loading never depends on it resolving.
  */
 export function typesImportFor(directory: string, libModule: 'revision' | 'config' = 'revision'): string {
   const target = path.resolve(__dirname, libModule);
   const marker = `${path.sep}node_modules${path.sep}`;
   const installed = target.lastIndexOf(marker);
-  if (installed >= 0) return target.slice(installed + marker.length).split(path.sep).join('/');
+  // Installed: the package's main entry (index.ts) exports every type a generated file names.
+  if (installed >= 0) return 'phasegate';
   const relative = path.relative(path.resolve(directory), target).split(path.sep).join('/');
   return relative.startsWith('.') ? relative : `./${relative}`;
 }

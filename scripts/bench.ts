@@ -21,11 +21,11 @@ import { backfill } from '../workflows';
 import { backfillStatusQuery } from '../workflows/messages';
 import { createPhasegateWorker } from '../workers/worker';
 import { startLoad, type LoadStats } from './lib/load';
-import { ensureDatabase, externalPostgres, startEmbeddedPostgres, type RunningPostgres } from './lib/postgres';
-import { freePort } from './lib/ports';
-import { startChild, type Child } from './lib/processes';
-import { ensureTemporalCli } from './lib/temporal-cli';
-import { startTemporalDevServer } from './lib/temporal-server';
+import { ensureDatabase, externalPostgres, startEmbeddedPostgres, type RunningPostgres } from '../lib/local/postgres';
+import { freePort } from '../lib/local/ports';
+import { startChild, type Child } from '../lib/local/processes';
+import { ensureTemporalCli } from '../lib/local/temporal-cli';
+import { startTemporalDevServer } from '../lib/local/temporal-server';
 
 const root = path.resolve(__dirname, '..');
 

@@ -1,6 +1,6 @@
 /** `npm run setup`: makes sure the Temporal CLI is available (builds it once if needed). */
 import path from 'node:path';
-import { ensureTemporalCli } from './lib/temporal-cli';
+import { ensureTemporalCli } from '../lib/local/temporal-cli';
 
 try {
   ensureTemporalCli(path.resolve(__dirname, '..'), (line) => console.log(line));

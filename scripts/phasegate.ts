@@ -1,4 +1,4 @@
-#!/usr/bin/env -S npx tsx
+#!/usr/bin/env node
 /**
  * The `phasegate` CLI: parses arguments, calls the command functions in lib/commands, prints what
  * they return (text, or JSON with --json). Every failure prints `phasegate: <what to do>` on stderr
@@ -15,12 +15,13 @@ import * as commands from '../lib/commands';
 import * as format from '../lib/commands/format';
 import { formatStatus, formatWatchLine, watchHeaderKey } from '../lib/commands/format-status';
 import { createLogger } from '../lib/log';
+import { PHASEGATE_VERSION } from '../lib/version';
 import { patterns } from '../lib/patterns';
 import type { MigrateCommandOptions, MigrateEvent, ProjectOptions } from '../lib/commands';
 import type { BackfillProgress } from '../workflows/messages';
 
 interface GlobalOptions {
-  config: string;
+  config?: string;
   json?: boolean;
   address?: string;
   namespace?: string;
@@ -90,10 +91,15 @@ async function watchStatus(options: commands.ControlOptions): Promise<void> {
   }
 }
 
+/** `--until gate`: stop following at a gate, exit code 2 (deploy pipelines: ship the app, approve, `follow`). */
+const untilOption = () =>
+  new Option('--until <point>', 'follow until the workflow ends (done), or also stop at a gate (gate: exit code 2)').choices(['done', 'gate']).default('done');
+
 function buildProgram(): Command {
   const program = new Command('phasegate')
     .description('Zero-downtime PostgreSQL schema changes as durable Temporal workflows')
-    .option('--config <file>', 'config file', process.env.PHASEGATE_CONFIG ?? 'temporal.config.ts')
+    .version(PHASEGATE_VERSION, '-V, --version', 'print the version of phasegate')
+    .option('--config <file>', 'config file (default: PHASEGATE_CONFIG, else the first of phasegate.config.ts, phasegate.config.js, temporal.config.ts)', process.env.PHASEGATE_CONFIG)
     .option('--json', 'print machine-readable JSON instead of text')
     .option('--address <host:port>', 'Temporal frontend (default: TEMPORAL_ADDRESS, else temporal.address of the config)')
     .option('--namespace <name>', 'Temporal namespace (default: TEMPORAL_NAMESPACE, else temporal.namespace of the config)')
@@ -103,7 +109,7 @@ function buildProgram(): Command {
 
   program
     .command('init')
-    .description('create the config file (--config, default temporal.config.ts) if absent, and an empty migrations folder')
+    .description('create the config file (--config, default phasegate.config.ts) if absent, and an empty migrations folder')
     .option('--directory <folder>', 'migrations folder (default migrations/versions)')
     .action(async (opts: { directory?: string }, command: Command) => {
       const result = await commands.init({ ...globals(command), ...opts });
@@ -281,10 +287,12 @@ function buildProgram(): Command {
       .option('--database <alias>', 'database alias', 'default')
       .option('--sql', 'print the SQL script instead of running it (never touches the database)')
       .addOption(new Option('--no-wait', 'return once the workflow has started'))
-      .action(async (targetArg: string | undefined, opts: { database: string; sql?: boolean; wait: boolean }, command: Command) => {
+      .addOption(untilOption())
+      .action(async (targetArg: string | undefined, opts: { database: string; sql?: boolean; wait: boolean; until?: 'done' | 'gate' }, command: Command) => {
         const options: MigrateCommandOptions = { ...globals(command), ...opts, target: targetArg, onEvent: progress };
         const result = await (name === 'upgrade' ? commands.upgrade(options) : commands.downgrade(options));
         print(command, result, () => (result.mode === 'sql' ? format.formatOfflineResult(result) : format.formatOnlineResult(result)));
+        if (result.mode === 'workflow') process.exitCode = commands.exitCodeFor(result);
       });
   migrateCommand('upgrade', '[target]', 'apply revisions up to target (default head) through the migrate workflow');
   migrateCommand('downgrade', '<target>', 'un-apply revisions down to target through the migrate workflow');
@@ -305,6 +313,13 @@ function buildProgram(): Command {
         return;
       }
       await watchStatus({ ...globals(command), ...opts });
+    });
+  control('follow', 'follow a running migration until it ends (or, with --until gate, stops at a gate)')
+    .addOption(untilOption())
+    .action(async (opts: { database: string; workflowId?: string; until?: 'done' | 'gate' }, command: Command) => {
+      const result = await commands.follow({ ...globals(command), ...opts, onEvent: progress });
+      print(command, result, () => format.formatFollowResult(result));
+      process.exitCode = commands.exitCodeFor(result);
     });
   control('approve', 'approve the gate the migration waits at')
     .requiredOption('--by <name>', 'who approves (recorded in the audit table)')
@@ -378,14 +393,22 @@ function buildProgram(): Command {
 
   program
     .command('dev')
-    .description('start the local stack: Temporal dev server + Web UI, PostgreSQL, a worker, the demo (same as npm start)')
-    .allowUnknownOption()
-    .action(async () => {
-      const { spawnSync } = await import('node:child_process');
-      const start = require.resolve('./start');
-      const args = process.argv.slice(process.argv.indexOf('dev') + 1);
-      const result = spawnSync(process.execPath, ['--import', 'tsx', start, ...args], { stdio: 'inherit' });
-      process.exitCode = result.status ?? 1;
+    .description('start a local Temporal dev server (Web UI) and PostgreSQL for this project, until Ctrl-C')
+    .option('--pg-port <port>', 'embedded PostgreSQL port (ignored with DATABASE_URL)', (v) => Number(v), Number(process.env.PHASEGATE_PG_PORT ?? 54329))
+    .option('--temporal-port <port>', 'Temporal frontend port', (v) => Number(v), Number(process.env.PHASEGATE_TEMPORAL_PORT ?? 7233))
+    .option('--ui-port <port>', 'Temporal Web UI port', (v) => Number(v), Number(process.env.PHASEGATE_TEMPORAL_UI_PORT ?? 8233))
+    .option('--data-dir <folder>', 'where the servers keep their state', '.phasegate')
+    .option('--database-name <name>', 'database created for the project', 'phasegate_dev')
+    .action(async (opts: { pgPort: number; temporalPort: number; uiPort: number; dataDir: string; databaseName: string }, command: Command) => {
+      const { dev } = await import('../lib/commands/dev');
+      const stack = await dev({ ...opts, database: opts.databaseName, say: (line) => process.stderr.write(`[phasegate dev] ${line}\n`) });
+      print(command, { ...stack, stop: undefined }, () => format.formatDev(stack));
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      process.stderr.write('[phasegate dev] stopping…\n');
+      await stack.stop();
     });
 
   program

@@ -9,12 +9,11 @@ import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfigFile } from '../lib/config';
 import { metricsEndpoint } from '../lib/metrics';
-import type { Child } from './lib/processes';
-import { startChild } from './lib/processes';
+import type { Child } from '../lib/local/processes';
+import { startChild } from '../lib/local/processes';
 import { ensureDemoTable } from './lib/demo';
-import { ensureDatabase, externalPostgres, startEmbeddedPostgres, type RunningPostgres } from './lib/postgres';
-import { ensureTemporalCli } from './lib/temporal-cli';
-import { startTemporalDevServer } from './lib/temporal-server';
+import { ensureDatabase } from '../lib/local/postgres';
+import { startLocalStack, type LocalStack } from '../lib/local/stack';
 import { migrate } from '../workflows';
 import { staticSummary } from '../lib/commands/migrate';
 
@@ -39,7 +38,7 @@ const dataDir = path.resolve(opts.dataDir);
 
 const say = (line: string) => console.log(`[phasegate] ${line}`);
 const children: Child[] = [];
-let postgres: RunningPostgres | undefined;
+let stack: LocalStack | undefined;
 let stopping: Promise<void> | undefined;
 
 /**
@@ -53,10 +52,7 @@ function stopAll(code: number): Promise<void> {
       await child.stop('SIGINT').catch(() => undefined);
       say(`${child.name} stopped`);
     }
-    if (postgres) {
-      await postgres.stop().catch(() => undefined);
-      say('postgres stopped');
-    }
+    if (stack) await stack.stop();
     process.exit(code);
   })();
   return stopping;
@@ -66,27 +62,19 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
 
-  const cli = ensureTemporalCli(root, say);
-  const temporalAddress = `127.0.0.1:${opts.temporalPort}`;
-  const temporal = await startTemporalDevServer({
-    cli: cli.path,
-    cwd: root,
-    port: opts.temporalPort,
+  // The same stack `phasegate dev` starts for a user's project (lib/local/stack.ts).
+  stack = await startLocalStack({
+    root,
+    dataDir,
+    pgPort: opts.pgPort,
+    temporalPort: opts.temporalPort,
     uiPort: opts.uiPort,
-    dbFile: path.join(dataDir, 'temporal.db'),
-    logFile: path.join(dataDir, 'temporal.log'),
+    database: 'phasegate_demo',
+    externalUrl: process.env.DATABASE_URL || undefined,
+    say,
   });
-  children.push(temporal);
-  say(`temporal dev server on ${temporalAddress} (state in ${dataDir}/temporal.db, log in ${dataDir}/temporal.log)`);
-
-  if (process.env.DATABASE_URL) {
-    postgres = externalPostgres(process.env.DATABASE_URL);
-    say('postgres: using DATABASE_URL');
-  } else {
-    postgres = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'pg'), port: opts.pgPort });
-    say(`postgres (embedded) on 127.0.0.1:${opts.pgPort}, data in ${dataDir}/pg`);
-  }
-  const demoUrl = await ensureDatabase(postgres, 'phasegate_demo');
+  const { cli, temporalAddress } = stack;
+  const demoUrl = await ensureDatabase(stack.postgres, 'phasegate_demo');
   const demo = await ensureDemoTable(demoUrl, opts.rows);
   say(demo.created ? `created demo table accounts with ${demo.rows} rows` : `demo table accounts exists (${demo.rows} rows)`);
 

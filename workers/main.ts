@@ -11,7 +11,7 @@
  * The Runtime that carries both is installed here, before the first connection; workers/worker.ts
  * does not, because tests run it in-process next to the SDK's default Runtime.
  */
-import { loadConfigFile } from '../lib/config';
+import { DEFAULT_CONFIG_FILE, findConfigFile, loadConfigFile } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { installWorkerRuntime } from '../lib/metrics';
 import { createPhasegateWorker } from './worker';
@@ -19,7 +19,7 @@ import { createPhasegateWorker } from './worker';
 async function main(): Promise<void> {
   const log = createLogger('worker');
   const { metrics } = installWorkerRuntime(log);
-  const config = loadConfigFile(process.env.PHASEGATE_CONFIG ?? 'temporal.config.ts');
+  const config = loadConfigFile(process.env.PHASEGATE_CONFIG ?? findConfigFile(process.cwd()) ?? DEFAULT_CONFIG_FILE);
   const bundle = process.env.PHASEGATE_WORKFLOW_BUNDLE;
   const { worker, run } = await createPhasegateWorker({ config, log, ...(bundle ? { workflowBundle: { codePath: bundle } } : {}) });
   log.info(

@@ -2,6 +2,8 @@
  * Builds a phasegate worker: one connection, the bundled workflows and the activities.
  */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { DatabasePools } from '../activities/db';
@@ -12,6 +14,19 @@ export interface PhasegateWorker {
   worker: Worker;
   /** Runs until shutdown, then closes the connection and the database pools. */
   run(): Promise<void>;
+}
+
+/**
+ * The installed package ships its workflow bundle prebuilt (`dist/workflow-bundle.js`, written by
+ * `npm run build` from the same sources): the worker then starts without webpack. From the sources
+ * (this repository, tsx) the workflows are bundled at start, as before.
+ */
+export const PREBUILT_BUNDLE = path.resolve(__dirname, '..', 'workflow-bundle.js');
+
+function workflowCode(given: WorkerOptions['workflowBundle']): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  if (given) return { workflowBundle: given };
+  if (existsSync(PREBUILT_BUNDLE)) return { workflowBundle: { codePath: PREBUILT_BUNDLE } };
+  return { workflowsPath: require.resolve('../workflows') };
 }
 
 export async function createPhasegateWorker(opts: {
@@ -31,7 +46,7 @@ export async function createPhasegateWorker(opts: {
     connection,
     namespace: opts.config.temporal.namespace,
     taskQueue: opts.taskQueue ?? opts.config.temporal.taskQueue,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    ...workflowCode(opts.workflowBundle),
     activities: createActivities({ config: opts.config, pools, log: opts.log }),
     // A deploy's SIGTERM lets running steps finish (or be cancelled cleanly) for this long before
     // they are handed back; a step cut off anyway is retried on another worker and is idempotent.

@@ -5,12 +5,13 @@
 import path from 'node:path';
 import type { AutogenerateResult, DriftResult, SchemaCheckResult, SchemaComparison } from './autogenerate';
 import type { BranchesResult, HeadsResult, HistoryResult } from './history';
-import type { MigrateEvent, OfflineMigrateResult, OnlineMigrateResult } from './migrate';
+import type { FollowResult, MigrateEvent, OfflineMigrateResult, OnlineMigrateResult } from './migrate';
 import type { NewRevisionResult } from './revision';
 import type { RevisionSummary } from './project';
 import type { ShowResult } from './show';
 import type { CheckResult, CurrentResult, StampResult } from './version';
 import type { InitResult } from './init';
+import type { DevStack } from './dev';
 import type { LintFinding, LintResult } from './lint';
 import { stateText } from './format-status';
 
@@ -126,7 +127,30 @@ export function formatOnlineResult(result: OnlineMigrateResult): string {
       return `rolled back database "${result.database}" to ${result.headsAfter.join(', ') || 'base'}: undid ${result.rolledBack.join(', ') || 'nothing'} (workflow ${result.workflowId})`;
     case 'abandoned':
       return `abandoned the migration of database "${result.database}", left at ${result.headsAfter.join(', ') || 'base'} (workflow ${result.workflowId})`;
+    case 'awaiting-approval':
+      return formatGateStop(result);
   }
+}
+
+/** `--until gate` stopped at a gate: what it waits for and the command that opens it. */
+export function formatGateStop(result: Pick<OnlineMigrateResult, 'database' | 'workflowId' | 'applied' | 'gate'>): string {
+  const gate = result.gate;
+  const applied = result.applied.length ? `applied ${result.applied.join(', ')}; ` : '';
+  if (!gate) return `${applied}the migration of database "${result.database}" waits at a gate (workflow ${result.workflowId})`;
+  return (
+    `${applied}the migration of database "${result.database}" waits at gate "${gate.name}" (revision ${gate.revision}, workflow ${result.workflowId}): ${gate.prompt}\n` +
+    `open it with: phasegate approve --database ${result.database} --gate '${gate.name}' --by <you>; then follow it with: phasegate follow --database ${result.database}`
+  );
+}
+
+/** `phasegate follow`: how the followed migration ended (or which gate it stopped at). */
+export function formatFollowResult(result: FollowResult): string {
+  if (result.outcome === 'awaiting-approval') return formatGateStop(result);
+  const heads = (result.headsAfter ?? []).join(', ') || 'base';
+  if (result.outcome === 'rolled-back') return `rolled back database "${result.database}" to ${heads}: undid ${result.rolledBack.join(', ') || 'nothing'} (workflow ${result.workflowId})`;
+  if (result.outcome === 'abandoned') return `abandoned the migration of database "${result.database}", left at ${heads} (workflow ${result.workflowId})`;
+  const verb = result.direction === 'upgrade' ? 'upgraded' : 'downgraded';
+  return `${verb} database "${result.database}" to ${heads}: ${result.applied.join(', ') || 'nothing left to run'} (workflow ${result.workflowId})`;
 }
 
 export function formatOfflineResult(result: OfflineMigrateResult): string {
@@ -229,4 +253,21 @@ export function formatLint(result: LintResult): string {
     lines.push(`table sizes not measured: ${result.measureError}`);
   }
   return lines.join('\n');
+}
+
+/** `phasegate dev`: where the stack is and how another terminal uses it. */
+export function formatDev(stack: DevStack): string {
+  return [
+    'phasegate dev: Temporal and PostgreSQL are up',
+    `  Temporal          ${stack.temporalAddress} (Web UI ${stack.uiUrl})`,
+    `  PostgreSQL        ${stack.databaseUrl}`,
+    `  state and logs    ${stack.dataDir}`,
+    '',
+    'In another terminal, in this folder:',
+    `  export TEMPORAL_ADDRESS=${stack.env.TEMPORAL_ADDRESS} DATABASE_URL=${stack.env.DATABASE_URL}`,
+    '  npx phasegate worker            (serves this project\'s revisions)',
+    '  npx phasegate upgrade head',
+    '',
+    'Ctrl-C stops Temporal and PostgreSQL; their state is kept for the next start.',
+  ].join('\n');
 }

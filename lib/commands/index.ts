@@ -12,8 +12,12 @@ export { show, type ShowOptions, type ShowResult } from './show';
 export { check, current, stamp, type CheckResult, type CurrentResult, type DatabaseOptions, type StampOptions, type StampResult } from './version';
 export {
   downgrade,
+  exitCodeFor,
+  follow,
   upgrade,
   workflowIdFor,
+  type FollowOptions,
+  type FollowResult,
   type MigrateCommandOptions,
   type MigrateCommandResult,
   type MigrateEvent,

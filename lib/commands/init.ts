@@ -6,12 +6,13 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PhasegateError } from '../errors';
 import { typesImportFor } from '../revision-template';
-import { DEFAULT_CONFIG_FILE, loadProject } from './project';
+import { DEFAULT_CONFIG_FILE, findConfigFile } from '../config';
+import { loadProject } from './project';
 
 export interface InitOptions {
   /** Project folder. Default: the current directory. */
   cwd?: string;
-  /** Config file to create, relative to `cwd`. Default `temporal.config.ts`. */
+  /** Config file to create, relative to `cwd`. Default: the project's existing one, else `phasegate.config.ts`. */
   configFile?: string;
   /** Migrations folder, relative to `cwd`. Default: the existing config's, else `migrations/versions`. */
   directory?: string;
@@ -75,7 +76,7 @@ it becomes the child of the current head.
 
 export async function init(options: InitOptions = {}): Promise<InitResult> {
   const cwd = path.resolve(options.cwd ?? process.cwd());
-  const configFile = path.resolve(cwd, options.configFile ?? DEFAULT_CONFIG_FILE);
+  const configFile = options.configFile !== undefined ? path.resolve(cwd, options.configFile) : (findConfigFile(cwd) ?? path.join(cwd, DEFAULT_CONFIG_FILE));
   const configExists = existsSync(configFile);
   const relativeDirectory =
     options.directory ??

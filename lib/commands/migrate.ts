@@ -12,7 +12,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { migrate as migrateWorkflow } from '../../workflows';
-import type { MigrateInput, MigrateResult, MigrateState, MigrateStatus, StepStatus } from '../../workflows/messages';
+import type { MigrateInput, MigrateResult, MigrateState, MigrateStatus, PendingGate, StepStatus } from '../../workflows/messages';
 import { configFileName, databaseFor } from '../config';
 import { PhasegateError } from '../errors';
 import { renderOfflineScript } from '../offline-sql';
@@ -36,6 +36,12 @@ export interface MigrateCommandOptions extends ProjectOptions {
   sql?: boolean;
   /** Follow the workflow until it ends (default); `false` returns once it has started. */
   wait?: boolean;
+  /**
+   * How far to follow: `done` (default) until the workflow ends, through every gate; `gate` also
+   * returns when it stops at a gate for a person (outcome `awaiting-approval`, with the gate), so a
+   * deploy pipeline can ship the app, approve, and follow again (`follow`).
+   */
+  until?: 'done' | 'gate';
   /** A connected Temporal client to use (otherwise one is connected from the config and closed after). */
   client?: Client;
   /** Task queue of the workers; default `temporal.taskQueue` from the config. */
@@ -83,7 +89,7 @@ export interface OnlineMigrateResult {
    * the applied revisions were undone; `started` with wait: false; `nothing-to-do` when no
    * workflow was needed.
    */
-  outcome: 'done' | 'rolled-back' | 'abandoned' | 'started' | 'nothing-to-do';
+  outcome: 'done' | 'rolled-back' | 'abandoned' | 'started' | 'nothing-to-do' | 'awaiting-approval';
   workflowId: string | null;
   runId: string | null;
   headsBefore: string[];
@@ -92,8 +98,10 @@ export interface OnlineMigrateResult {
   applied: string[];
   /** Revisions undone by a rollback, in the order they were undone. */
   rolledBack: string[];
-  /** The version table's rows at the end; the planned end state when not followed. */
+  /** The version table's rows at the end; the planned end state when not followed or stopped at a gate. */
   headsAfter: string[];
+  /** With `until: 'gate'`, the gate the workflow waits at (outcome `awaiting-approval`). */
+  gate?: PendingGate;
 }
 
 export type MigrateCommandResult = OfflineMigrateResult | OnlineMigrateResult;
@@ -282,8 +290,69 @@ async function runOnline(
     if (options.wait === false) {
       return { ...base, outcome: 'started', workflowId, runId, applied: [], rolledBack: [], headsAfter: plannedHeadsAfter };
     }
-    const result = await follow(handle, options, { database, direction, workflowId, planned });
+    const result = await followHandle(handle, options, { database, direction, workflowId, planned });
+    if ('gate' in result) return { ...base, outcome: 'awaiting-approval', workflowId, runId, applied: result.applied, rolledBack: [], headsAfter: plannedHeadsAfter, gate: result.gate };
     return { ...base, outcome: result.outcome, workflowId, runId, applied: result.applied, rolledBack: result.rolledBack, headsAfter: result.headsAfter };
+  } finally {
+    await close();
+  }
+}
+
+/**
+ * The exit code a pipeline step should end with: 0 when the migration reached its target (or had
+ * nothing to do, or was started with wait: false), 2 when it waits at a gate for a person, 3 when
+ * it ended rolled back or abandoned (the database is not at the target). Failures throw instead
+ * (the CLI exits 1).
+ */
+export function exitCodeFor(result: Pick<OnlineMigrateResult, 'outcome'>): 0 | 2 | 3 {
+  if (result.outcome === 'awaiting-approval') return 2;
+  if (result.outcome === 'rolled-back' || result.outcome === 'abandoned') return 3;
+  return 0;
+}
+
+export interface FollowOptions extends ProjectOptions {
+  /** Database alias; its running (else newest) `migrate` workflow is followed. Default `default`. */
+  database?: string;
+  /** Follow this workflow instead of the one the alias names. */
+  workflowId?: string;
+  until?: 'done' | 'gate';
+  client?: Client;
+  pollIntervalMs?: number;
+  onEvent?: (event: MigrateEvent) => void;
+}
+
+export type FollowResult = Pick<OnlineMigrateResult, 'database' | 'outcome' | 'workflowId' | 'applied' | 'rolledBack' | 'gate'> & {
+  direction: Direction;
+  /** The version table's rows at the end (the workflow's result); null while it waits at a gate. */
+  headsAfter: string[] | null;
+};
+
+/**
+ * Follows a migration that is already running (the second half of a deploy pipeline: after the
+ * approval, until the end or the next gate). Same semantics as `upgrade`'s following: a failure
+ * throws MigrationFailed/MigrationBlocked; a gate returns `awaiting-approval` with `until: 'gate'`.
+ */
+export async function follow(options: FollowOptions = {}): Promise<FollowResult> {
+  const project = loadProject(options);
+  const database = options.database ?? DEFAULT_DATABASE;
+  const { client, close } = options.client ? { client: options.client, close: async () => undefined } : await connectClient(project);
+  try {
+    const { migrationWorkflowId } = await import('./control');
+    const workflowId = options.workflowId ?? (await migrationWorkflowId(client, database));
+    const handle = client.workflow.getHandle<typeof migrateWorkflow>(workflowId);
+    let status: MigrateStatus;
+    try {
+      status = await handle.query<MigrateStatus>('status');
+    } catch (err) {
+      if ((err as Error).name === 'WorkflowNotFoundError') {
+        throw new PhasegateError('MigrationNotFound', `no migration workflow ${workflowId}; start one with phasegate upgrade, or name it with --workflow-id`, { details: { workflowId } });
+      }
+      throw err;
+    }
+    const planned = status.steps.map((st) => ({ revision: st.revision, message: st.message, transactional: true, operations: [] as string[], ...(st.phase ? { phase: st.phase } : {}) }));
+    const result = await followHandle(handle, options, { database, direction: status.direction, workflowId, planned });
+    if ('gate' in result) return { database, direction: status.direction, outcome: 'awaiting-approval', workflowId, applied: result.applied, rolledBack: [], headsAfter: null, gate: result.gate };
+    return { database, direction: status.direction, outcome: result.outcome, workflowId, applied: result.applied, rolledBack: result.rolledBack, headsAfter: result.headsAfter };
   } finally {
     await close();
   }
@@ -305,16 +374,22 @@ async function warnWithoutWorkers(client: Client, namespace: string, taskQueue: 
   }
 }
 
+/** `until: 'gate'`: the workflow waits at this gate; `applied` is what it applied before it. */
+interface StoppedAtGate {
+  gate: PendingGate;
+  applied: string[];
+}
+
 interface FollowedHandle {
   result(): Promise<MigrateResult>;
   query<R>(name: string): Promise<R>;
 }
 
-async function follow(
+async function followHandle(
   handle: FollowedHandle,
   options: MigrateCommandOptions,
   { database, direction, workflowId, planned }: { database: string; direction: Direction; workflowId: string; planned: PlannedStep[] },
-): Promise<MigrateResult> {
+): Promise<MigrateResult | StoppedAtGate> {
   const interval = options.pollIntervalMs ?? 1000;
   /** The last state reported per revision: a step is reported again when it is rolled back. */
   const reported = new Map<string, string>();
@@ -345,6 +420,10 @@ async function follow(
     try {
       current = await handle.query<MigrateStatus>('status');
       report(current);
+      if (options.until === 'gate' && current.state === 'awaiting-approval' && current.gate) {
+        const applied = current.steps.filter((st) => st.state === 'applied' || st.state === 'already-applied').map((st) => st.revision);
+        return { gate: current.gate, applied };
+      }
     } catch {
       // A query can fail while a worker restarts; the next poll tries again, and the result decides.
     }

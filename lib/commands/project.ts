@@ -5,7 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { configFileName, DEFAULT_CONFIG_FILE, loadConfigFile, migrationsDirectoryFor, type PhasegateConfig } from '../config';
+import { CONFIG_FILES, configFileName, DEFAULT_CONFIG_FILE, findConfigFile, loadConfigFile, migrationsDirectoryFor, type PhasegateConfig } from '../config';
 import { withTemporalOverrides, type TemporalOverrides } from '../temporal-connection';
 import { PhasegateError } from '../errors';
 import type { RevisionNode } from '../revision';
@@ -18,7 +18,7 @@ export { DEFAULT_CONFIG_FILE };
 export interface ProjectOptions {
   /** The project folder; the config file and relative folders resolve against it. Default: the current directory. */
   cwd?: string;
-  /** The config file, relative to `cwd`. Default `temporal.config.ts`. */
+  /** The config file, relative to `cwd`. Default: the first of phasegate.config.ts, phasegate.config.js, temporal.config.ts there. */
   configFile?: string;
   /** An already validated config (embedding, tests); when given, no config file is read. */
   config?: PhasegateConfig;
@@ -45,12 +45,13 @@ export interface Project {
 export function loadProject(options: ProjectOptions): Project {
   const cwd = path.resolve(options.cwd ?? process.cwd());
   if (options.config) return { cwd, config: withTemporalOverrides(options.config, options.temporal) };
-  const file = path.resolve(cwd, options.configFile ?? DEFAULT_CONFIG_FILE);
-  if (!existsSync(file)) {
+  const file = options.configFile !== undefined ? path.resolve(cwd, options.configFile) : findConfigFile(cwd);
+  if (file === undefined || !existsSync(file)) {
+    const where = file ?? `${cwd} (looked for ${CONFIG_FILES.join(', ')})`;
     throw new PhasegateError(
       'ConfigNotFound',
-      `no config file at ${file}; run \`phasegate init\` to create one, or pass --config <file>`,
-      { details: { file } },
+      `no config file at ${where}; run \`phasegate init\` to create one, or pass --config <file>`,
+      { details: { file: file ?? path.join(cwd, DEFAULT_CONFIG_FILE) } },
     );
   }
   // Messages name the file as the user gave it (`other.ts`), relative to the project folder.

@@ -79,7 +79,7 @@ export async function withShadowDatabase<T>(mode: ShadowMode, target: { url: str
 
 async function withEmbeddedShadow<T>(body: (client: pg.Client) => Promise<T>): Promise<T> {
   // Loaded only here: the embedded server's package is not needed by any other command.
-  const [{ startEmbeddedPostgres }, { freePort }] = await Promise.all([import('../../scripts/lib/postgres'), import('../../scripts/lib/ports')]);
+  const [{ startEmbeddedPostgres }, { freePort }] = await Promise.all([import('../local/postgres'), import('../local/ports')]);
   const folder = mkdtempSync(path.join(os.tmpdir(), 'phasegate-shadow-'));
   try {
     const server = await startEmbeddedPostgres({ dataDir: path.join(folder, 'pg'), port: await freePort(), throwaway: true });

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../scripts/lib/ports';
+import { freePort } from '../../lib/local/ports';
 
 export const repoRoot = path.resolve(__dirname, '../..');
 

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureTemporalCli } from '../../scripts/lib/temporal-cli';
+import { ensureTemporalCli } from '../../lib/local/temporal-cli';
 import { migrate } from '../../workflows';
 import { approveSignal, type MigrateInput } from '../../workflows/messages';
 import { searchAttributeKeys } from '../../workflows/search-attributes';

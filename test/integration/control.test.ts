@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { approve, pause, reject, status, throttle } from '../../lib/commands';
 import { formatStatus } from '../../lib/commands/format-status';
 import type { PhasegateConfig } from '../../lib/config';
-import { findTemporalCli } from '../../scripts/lib/temporal-cli';
+import { findTemporalCli } from '../../lib/local/temporal-cli';
 import { migrate } from '../../workflows';
 import { createPhasegateWorker } from '../../workers/worker';
 import { bundleWorkflows, connectTestTemporal, createTestDatabase, eventually, silentLog, testConfig, uniqueId, writeMigrations, type TestDatabase } from '../helpers';

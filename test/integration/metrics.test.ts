@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { approveSignal } from '../../workflows/messages';
-import { freePort } from '../../scripts/lib/ports';
+import { freePort } from '../../lib/local/ports';
 import { eventually, untilState, useFaultLab, workerProcesses, writeMigrations, type LabDatabase } from '../faults/harness';
 
 const lab = useFaultLab();

@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { ensureTemporalCli } from '../../scripts/lib/temporal-cli';
+import { ensureTemporalCli } from '../../lib/local/temporal-cli';
 import type { BackfillProgress, MigrateStatus } from '../../workflows/messages';
 import { eventually, sleep, useFaultLab, versionRows, withWorker, writeMigrations, type LabDatabase } from '../faults/harness';
 

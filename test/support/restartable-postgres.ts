@@ -12,7 +12,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../scripts/lib/ports';
+import { freePort } from '../../lib/local/ports';
 import { testBinDir } from './postgres-binaries';
 
 const USER = 'postgres';

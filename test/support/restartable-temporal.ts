@@ -10,8 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../scripts/lib/ports';
-import { ensureTemporalCli } from '../../scripts/lib/temporal-cli';
+import { freePort } from '../../lib/local/ports';
+import { ensureTemporalCli } from '../../lib/local/temporal-cli';
 import { searchAttributeKeys } from '../../workflows/search-attributes';
 
 export interface RestartableTemporal {

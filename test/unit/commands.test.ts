@@ -52,8 +52,8 @@ describe('init', () => {
     const cwd = mkdtempSync(path.join(os.tmpdir(), 'phasegate-init-'));
     const result = await init({ cwd });
     expect(result.config).toBe('created');
-    expect(result.created.sort()).toEqual([path.join(cwd, 'migrations/versions/README.md'), path.join(cwd, 'temporal.config.ts')].sort());
-    const configText = readFileSync(path.join(cwd, 'temporal.config.ts'), 'utf8');
+    expect(result.created.sort()).toEqual([path.join(cwd, 'migrations/versions/README.md'), path.join(cwd, 'phasegate.config.ts')].sort());
+    const configText = readFileSync(path.join(cwd, 'phasegate.config.ts'), 'utf8');
     expect(configText).toContain("directory: 'migrations/versions'");
     expect(configText).toMatch(/^import type \{ PhasegateConfigInput \} from '/m);
 
@@ -63,7 +63,7 @@ describe('init', () => {
     const again = await failure(init({ cwd }));
     expect(again.type).toBe('AlreadyInitialized');
     expect(again.message).toContain(path.join(cwd, 'migrations/versions'));
-    expect(readFileSync(path.join(cwd, 'temporal.config.ts'), 'utf8')).toBe(configText);
+    expect(readFileSync(path.join(cwd, 'phasegate.config.ts'), 'utf8')).toBe(configText);
   });
 
   test('keeps an existing config and uses its migrations folder', async () => {
@@ -75,6 +75,17 @@ describe('init', () => {
     expect(result.directory).toBe(path.join(cwd, 'db/revisions'));
     expect(existsSync(path.join(cwd, 'db/revisions/README.md'))).toBe(true);
     expect(readFileSync(path.join(cwd, 'temporal.config.ts'), 'utf8')).toBe(config);
+  });
+
+  test('finds phasegate.config.ts before temporal.config.ts, and a temporal.config.ts alone', async () => {
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'phasegate-config-'));
+    writeFileSync(path.join(cwd, 'temporal.config.ts'), "module.exports = { migrations: { directory: 'old' } };\n");
+    // init keeps the project's existing config rather than adding a second one
+    expect((await init({ cwd })).configFile).toBe(path.join(cwd, 'temporal.config.ts'));
+    expect(existsSync(path.join(cwd, 'phasegate.config.ts'))).toBe(false);
+    writeFileSync(path.join(cwd, 'phasegate.config.ts'), "module.exports = { migrations: { directory: 'new' } };\n");
+    mkdirSync(path.join(cwd, 'new'));
+    expect((await heads({ cwd })).directory).toBe(path.join(cwd, 'new'));
   });
 
   test('commands in a folder without config say to run init', async () => {
@@ -409,7 +420,7 @@ describe('an alias whose URL is unset (`url: process.env.PROD_URL`, PROD_URL uns
       const error = await failure(run());
       expect(error.type).toBe('DatabaseUrlMissing');
       expect(error.message).toContain('database "prod" has no URL');
-      expect(error.message).toContain('databases.prod.url in temporal.config.ts');
+      expect(error.message).toContain('databases.prod.url in phasegate.config.ts');
       expect(error.message).toContain('PHASEGATE_DATABASE_URL_PROD=');
     }
   });

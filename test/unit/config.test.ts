@@ -53,7 +53,8 @@ describe('loadConfig', () => {
         expect.stringMatching(/^migrations\.versionTable: must be a plain SQL identifier/),
       ]),
     );
-    expect((caught as Error).message).toContain('temporal.config.ts');
+    // A config built in code names the file `phasegate init` writes.
+    expect((caught as Error).message).toContain('phasegate.config.ts');
   });
 
   it('loads an entry whose URL is unset (`url: process.env.X`, X unset or empty); only connecting to it says how to set it', () => {
@@ -70,7 +71,7 @@ describe('loadConfig', () => {
       }
       expect(caught).toMatchObject({ type: 'DatabaseUrlMissing', details: { alias: 'orders', variable: 'PHASEGATE_DATABASE_URL_ORDERS' } });
       expect((caught as Error).message).toContain('database "orders" has no URL');
-      expect((caught as Error).message).toContain('set databases.orders.url in temporal.config.ts');
+      expect((caught as Error).message).toContain('set databases.orders.url in phasegate.config.ts');
       expect((caught as Error).message).toContain('or set PHASEGATE_DATABASE_URL_ORDERS=postgres://… in the environment');
       // A worker connects to every database: it refuses to start.
       expect(() => requireDatabaseUrls(config)).toThrow(/database "orders" has no URL/);
@@ -80,7 +81,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ databases: { orders: { url: 'mysql://x' } } }, {})).toThrow(/databases\.orders\.url: must be a postgres:\/\//);
   });
 
-  it('messages name the config file actually loaded, not temporal.config.ts', () => {
+  it('messages name the config file actually loaded, not the default name', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'phasegate-config-'));
     const bad = path.join(dir, 'bad.config.js');
     writeFileSync(bad, "module.exports = { temporal: { adress: 'x' } };\n");
@@ -102,7 +103,7 @@ describe('loadConfig', () => {
   it('an unknown alias says which variable defines it, or that one with "-" must be in the config file', () => {
     const config = loadConfig({}, {});
     expect(() => databaseFor(config, 'billing')).toThrow(/Set PHASEGATE_DATABASE_URL_BILLING=postgres:\/\/… in the environment/);
-    expect(() => databaseFor(config, 'billing-eu')).toThrow(/Add it under databases in temporal.config.ts \(url: process.env.SOME_VARIABLE\); an alias with "-" cannot come from a PHASEGATE_DATABASE_URL_ variable/);
+    expect(() => databaseFor(config, 'billing-eu')).toThrow(/Add it under databases in phasegate.config.ts \(url: process.env.SOME_VARIABLE\); an alias with "-" cannot come from a PHASEGATE_DATABASE_URL_ variable/);
     expect(() => databaseFor(config, 'default')).toThrow(/Set DATABASE_URL=/);
   });
 });

