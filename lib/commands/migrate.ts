@@ -290,7 +290,7 @@ async function runOnline(
     if (options.wait === false) {
       return { ...base, outcome: 'started', workflowId, runId, applied: [], rolledBack: [], headsAfter: plannedHeadsAfter };
     }
-    const result = await followHandle(handle, options, { database, direction, workflowId, planned });
+    const result = await followStoppable(client, handle, options, { database, direction, workflowId, planned });
     if ('gate' in result) return { ...base, outcome: 'awaiting-approval', workflowId, runId, applied: result.applied, rolledBack: [], headsAfter: plannedHeadsAfter, gate: result.gate };
     return { ...base, outcome: result.outcome, workflowId, runId, applied: result.applied, rolledBack: result.rolledBack, headsAfter: result.headsAfter };
   } finally {
@@ -350,7 +350,7 @@ export async function follow(options: FollowOptions = {}): Promise<FollowResult>
       throw err;
     }
     const planned = status.steps.map((st) => ({ revision: st.revision, message: st.message, transactional: true, operations: [] as string[], ...(st.phase ? { phase: st.phase } : {}) }));
-    const result = await followHandle(handle, options, { database, direction: status.direction, workflowId, planned });
+    const result = await followStoppable(client, handle, options, { database, direction: status.direction, workflowId, planned });
     if ('gate' in result) return { database, direction: status.direction, outcome: 'awaiting-approval', workflowId, applied: result.applied, rolledBack: [], headsAfter: null, gate: result.gate };
     return { database, direction: status.direction, outcome: result.outcome, workflowId, applied: result.applied, rolledBack: result.rolledBack, headsAfter: result.headsAfter };
   } finally {
@@ -378,6 +378,30 @@ async function warnWithoutWorkers(client: Client, namespace: string, taskQueue: 
 interface StoppedAtGate {
   gate: PendingGate;
   applied: string[];
+}
+
+/**
+ * Follows with the result's long poll cancellable: when following stops before the workflow ends
+ * (at a gate, or on a failure that waits for a person), the poll is aborted, so the command
+ * returns and its process exits at once instead of holding the connection until the server ends
+ * the poll (about 20 s).
+ */
+async function followStoppable(
+  client: Client,
+  handle: FollowedHandle,
+  options: Pick<MigrateCommandOptions, 'pollIntervalMs' | 'onEvent' | 'until'>,
+  context: { database: string; direction: Direction; workflowId: string; planned: PlannedStep[] },
+): Promise<MigrateResult | StoppedAtGate> {
+  const controller = new AbortController();
+  const cancellable: FollowedHandle = {
+    result: () => client.connection.withAbortSignal(controller.signal, () => handle.result()),
+    query: (name) => handle.query(name),
+  };
+  try {
+    return await followHandle(cancellable, options, context);
+  } finally {
+    controller.abort();
+  }
 }
 
 interface FollowedHandle {

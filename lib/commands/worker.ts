@@ -4,7 +4,9 @@
  * Runtime then drains it: in-flight activities finish or are handed back); an app or a test that
  * embeds a worker calls `createWorker` and decides when to run and stop it.
  */
-import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection, Worker, WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
+
+type WorkflowBundle = NonNullable<SdkWorkerOptions['workflowBundle']>;
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createPhasegateWorker } from '../../workers/worker';
@@ -23,6 +25,8 @@ export interface CreateWorkerOptions extends WorkerOptions {
   log?: Logger;
   /** A Temporal connection to reuse; otherwise one is opened from the config and closed when the worker stops. */
   connection?: NativeConnection;
+  /** Prebuilt workflow code (`bundleWorkflowCode`); default: the package's prebuilt bundle, or the sources bundled at start. */
+  workflowBundle?: WorkflowBundle;
 }
 
 export interface PhasegateWorkerHandle {
@@ -66,7 +70,13 @@ export async function createWorker(options: CreateWorkerOptions = {}): Promise<P
   const config = anchorDirectories(project.config, project.cwd);
   const taskQueue = options.taskQueue ?? config.temporal.taskQueue;
   const log = options.log ?? createLogger('worker');
-  const created = await createPhasegateWorker({ config, log, taskQueue, ...(options.connection ? { connection: options.connection } : {}) });
+  const created = await createPhasegateWorker({
+    config,
+    log,
+    taskQueue,
+    ...(options.connection ? { connection: options.connection } : {}),
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
+  });
   return { taskQueue, databases: Object.keys(config.databases), worker: created.worker, run: created.run, shutdown: () => created.worker.shutdown() };
 }
 

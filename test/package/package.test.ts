@@ -43,6 +43,7 @@ let env: NodeJS.ProcessEnv;
 const background: ChildProcess[] = [];
 
 interface Ran {
+  seconds: number;
   status: number | null;
   stdout: string;
   stderr: string;
@@ -55,7 +56,7 @@ function run(command: string, opts: { cwd?: string; extraEnv?: NodeJS.ProcessEnv
   const started = Date.now();
   const result = spawnSync('bash', ['-c', line], { cwd: opts.cwd ?? project, env: { ...env, ...opts.extraEnv }, encoding: 'utf8', timeout: 300_000 });
   appendFileSync(transcript, `$ ${line}   (exit ${result.status}, ${((Date.now() - started) / 1000).toFixed(1)} s)\n${result.stdout}${result.stderr}\n`);
-  const ran = { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  const ran = { seconds: (Date.now() - started) / 1000, status: result.status, stdout: result.stdout, stderr: result.stderr };
   if (ran.status !== (opts.expectStatus ?? 0)) {
     throw new Error(`\`${command}\` exited ${ran.status} (expected ${opts.expectStatus ?? 0}):\n${ran.stdout}\n${ran.stderr}`);
   }
@@ -202,6 +203,9 @@ test('a team installs the tarball into its own project and runs a gated, backfil
   const upgraded = run('npx phasegate upgrade head --until gate', { extraEnv: stack, expectStatus: 2 });
   expect(upgraded.stdout).toContain('applied create_accounts');
   expect(upgraded.stdout).toContain('waits at gate "deploy:plan"');
+  // Not a speed target, a hang check: stopping at the gate cancels the result's long poll, which
+  // otherwise kept the process alive until the server ended it (about 20 s on every run).
+  expect(upgraded.seconds).toBeLessThan(15);
   expect(run('npx phasegate status', { extraEnv: stack }).stdout).toMatch(/awaiting-approval at [0-9a-f]{12}/);
 
   const client = new pg.Client({ connectionString: stack.DATABASE_URL });
