@@ -35,6 +35,7 @@ export {
   rollback,
   schemaCheck,
   show,
+  skipSoak,
   stamp,
   status,
   throttle,

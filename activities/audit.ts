@@ -13,8 +13,8 @@ export interface GateDecision {
   database: string;
   revision: string | null;
   gate: string | null;
-  /** A gate decision, or a person's answer to a stopped migration (retry, rollback, abandon). */
-  decision: 'approve' | 'reject' | 'expire' | 'retry' | 'rollback' | 'abandon';
+  /** A gate decision, a person's answer to a stopped migration (retry, rollback, abandon), or a soak ended early. */
+  decision: 'approve' | 'reject' | 'expire' | 'retry' | 'rollback' | 'abandon' | 'skipSoak';
   by: string;
   comment: string | null;
   accepted: boolean;

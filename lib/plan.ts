@@ -35,6 +35,8 @@ export interface PlanStep {
   gate?: PlannedGate;
   backfill?: BackfillSpec;
   check?: CheckSpec;
+  /** Upgrade steps only: how long the next step stays closed once this one is applied (revision `soak`). */
+  soakMs?: number;
   /** Upgrade steps only: the downgrade that undoes this step, for rollback after a rejection. */
   rollback?: PlanStep;
   rollbackError?: string;
@@ -166,8 +168,8 @@ async function renderStep(revision: LoadedRevision, direction: Direction, headsB
 }
 
 /** A revision's gate, backfill and check as plain JSON for the plan (they apply to upgrades). */
-function phaseHooks(revision: LoadedRevision): Pick<PlanStep, 'gate' | 'backfill' | 'check'> {
-  const { gate, backfill, check } = revision.module;
+function phaseHooks(revision: LoadedRevision): Pick<PlanStep, 'gate' | 'backfill' | 'check' | 'soakMs'> {
+  const { gate, backfill, check, soak } = revision.module;
   let planned: PlannedGate | undefined;
   if (gate) {
     const { remindAfter, expireAfter, ...rest } = gate;
@@ -194,6 +196,7 @@ function phaseHooks(revision: LoadedRevision): Pick<PlanStep, 'gate' | 'backfill
     ...(planned ? { gate: planned } : {}),
     ...(backfill ? { backfill } : {}),
     ...(check ? { check } : {}),
+    ...(soak !== undefined ? { soakMs: durationMs(revision, 'soak', soak) } : {}),
   };
 }
 

@@ -55,6 +55,7 @@ const revisionShape = z
       .strict()
       .optional(),
     check: z.object({ name: z.string().min(1), failingRows: z.string().min(1), timeoutMs: z.number().int().positive().optional() }).strict().optional(),
+    soak: z.union([z.number().positive(), z.string().min(1)]).optional(),
     upgrade: z.custom<RevisionModule['upgrade']>((v) => typeof v === 'function', 'must be a function upgrade(op)'),
     downgrade: z.custom<RevisionModule['downgrade']>(
       (v) => typeof v === 'function',

@@ -25,6 +25,12 @@ export interface RevisionModule {
   backfill?: BackfillSpec;
   /** Verification after this revision (and its backfill); must pass before the next gate opens. */
   check?: CheckSpec;
+  /**
+   * Let the change soak (upgrade only): once this revision is applied (its backfill and check
+   * finished too), the migration holds the next step, and its gate, closed this long (a durable
+   * timer). An approver may end it early with `skip-soak`, recorded in the audit table.
+   */
+  soak?: DurationSpec;
   upgrade(op: Op): void | Promise<void>;
   downgrade(op: Op): void | Promise<void>;
 }

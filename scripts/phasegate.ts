@@ -329,6 +329,13 @@ function buildProgram(): Command {
       const result = await commands.approve({ ...globals(command), ...opts });
       print(command, result, () => `${result.workflowId}: ${result.answer.message}`);
     });
+  control('skip-soak', 'end the soak period the migration waits in, so the next step (and its gate) opens now')
+    .requiredOption('--by <name>', 'who decides (an approver of the next gate; recorded in the audit table)')
+    .option('--comment <text>', 'recorded with the decision')
+    .action(async (opts: { database: string; workflowId?: string; by: string; comment?: string }, command: Command) => {
+      const result = await commands.skipSoak({ ...globals(command), ...opts });
+      print(command, result, () => `${result.workflowId}: ${result.answer.message}`);
+    });
   control('reject', 'reject the gate the migration waits at (rolls back or holds, per the gate)')
     .requiredOption('--by <name>', 'who rejects')
     .option('--gate <name>', 'the gate meant')

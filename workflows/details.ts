@@ -28,11 +28,11 @@ function code(text: string): string {
 }
 
 /** How to send `verb` three ways: phasegate's CLI, the temporal CLI, and this page's "Send a Signal". */
-function howTo(verb: string, input: Record<string, unknown>, status: MigrateStatus, ctx: DetailsContext, cliFlags = ''): string {
+function howTo(verb: string, input: Record<string, unknown>, status: MigrateStatus, ctx: DetailsContext, cliFlags = '', cliVerb = verb): string {
   const target = ctx.workflowId === `migrate-${status.database}` ? `--database ${status.database}` : `--workflow-id ${ctx.workflowId}`;
   const who = 'by' in input ? ' --by <you>' : '';
   return [
-    `- **${verb}**: ${code(`npm run phasegate -- ${verb} ${target}${who}${cliFlags}`)}`,
+    `- **${verb}**: ${code(`npm run phasegate -- ${cliVerb} ${target}${who}${cliFlags}`)}`,
     `  - or ${code(`temporal workflow signal${namespaceFlag(ctx.namespace)} --workflow-id ${ctx.workflowId} --name ${verb} --input ${shellJson(input)}`)}`,
     `  - or on this page: **More Actions → Send a Signal**, name ${code(verb)}, input ${code(JSON.stringify(input))}`,
   ].join('\n');
@@ -70,6 +70,16 @@ export function currentDetails(status: MigrateStatus, ctx: DetailsContext): stri
     case 'applying':
       lines.push(`${status.direction === 'downgrade' ? 'Undoing' : 'Applying'} ${stepLine(status)}.`);
       break;
+    case 'soaking': {
+      const soak = status.soak;
+      if (!soak) break;
+      lines.push(
+        `**Soaking** after ${code(soak.revision)} (applied ${soak.since}) until **${soak.until}**; then ${soak.nextGate ? `gate ${code(soak.nextGate)} opens` : `${code(soak.next)} starts`}.`,
+        '',
+      );
+      lines.push(howTo('skipSoak', byInput, status, ctx, '', 'skip-soak'));
+      break;
+    }
     case 'backfilling':
     case 'paused': {
       const b = status.backfill;

@@ -95,6 +95,7 @@ const controlSchemas: Record<ControlVerb, z.ZodType> = {
   pause: z.strictObject({ by: by.optional() }, objectError('{}')),
   resume: z.strictObject({ by: by.optional() }, objectError('{}')),
   throttle: throttleSchema,
+  skipSoak: z.strictObject({ by, comment: text('"comment"', 2000).optional() }, objectError('{"by":"alice"}')),
 };
 
 /** Why a control payload is malformed (all problems in one sentence), or null when it is fine. */

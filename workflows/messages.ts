@@ -69,7 +69,7 @@ export interface BackfillControl {
 /** A decision on its way to the audit table (written by the main loop, never by a handler). */
 export type AuditEntry = ApprovalLogEntry;
 
-export type AuditDecision = 'approve' | 'reject' | 'expire' | 'retry' | 'rollback' | 'abandon';
+export type AuditDecision = 'approve' | 'reject' | 'expire' | 'retry' | 'rollback' | 'abandon' | 'skipSoak';
 
 export type MigrateState =
   | 'planning'
@@ -78,6 +78,7 @@ export type MigrateState =
   | 'paused'
   | 'awaiting-approval'
   | 'checking'
+  | 'soaking'
   | 'blocked'
   | 'failed'
   | 'rolling-back'
@@ -138,6 +139,11 @@ export interface MigrateStatus {
   decisions: number;
   /** The gate the workflow waits at, with its prompt. */
   gate: PendingGate | null;
+  /**
+   * Set while an applied revision's `soak` holds the next step closed (state `soaking`); absent in
+   * statuses carried from runs that predate soak periods.
+   */
+  soak?: SoakStatus | null;
   /** The last 100 decisions sent to this migration, accepted or ignored (the audit table keeps all). */
   approvals: ApprovalLogEntry[];
   /** Signals that did not fit the state they arrived in, with the reason (the last 50). */
@@ -181,6 +187,17 @@ export interface RollbackStatus {
   undone: string[];
   /** Applied steps the rollback left alone, each with why (behind an approved gate, no downgrade, …). */
   kept: Array<{ revision: string; reason: string }>;
+}
+
+export interface SoakStatus {
+  /** The revision that soaks, applied at `since`. */
+  revision: string;
+  since: string;
+  /** When the next step may start (its gate opens). */
+  until: string;
+  /** The revision held back, and its gate when it has one. */
+  next: string;
+  nextGate: string | null;
 }
 
 export interface ApprovalLogEntry {
@@ -236,6 +253,11 @@ export interface RollbackInput {
   reason?: string;
 }
 
+export interface SkipSoakInput {
+  by: string;
+  comment?: string;
+}
+
 export interface AbandonInput {
   by: string;
   reason?: string;
@@ -249,6 +271,8 @@ export const retrySignal = defineSignal<[RetryInput]>('retry');
 export const rollbackSignal = defineSignal<[RollbackInput]>('rollback');
 /** In `failed`, `blocked` or at a gate: end the migration and leave the database as it is. */
 export const abandonSignal = defineSignal<[AbandonInput]>('abandon');
+/** In `soaking`: end the soak now (an approver of the next gate, or of the database; audited). */
+export const skipSoakSignal = defineSignal<[SkipSoakInput]>('skipSoak');
 
 /** What an Update of a control verb answers at once: accepted, and the state it found. */
 export interface ControlAnswer {
@@ -258,7 +282,7 @@ export interface ControlAnswer {
   message: string;
 }
 
-export type ControlVerb = 'approve' | 'reject' | 'retry' | 'rollback' | 'abandon' | 'pause' | 'resume' | 'throttle';
+export type ControlVerb = 'approve' | 'reject' | 'retry' | 'rollback' | 'abandon' | 'pause' | 'resume' | 'throttle' | 'skipSoak';
 
 /** The same verbs as Updates: their validators refuse what does not fit before it enters history. */
 export const approveUpdate = defineUpdate<ControlAnswer, [ApproveInput]>('approve');
@@ -266,6 +290,7 @@ export const rejectUpdate = defineUpdate<ControlAnswer, [RejectInput]>('reject')
 export const retryUpdate = defineUpdate<ControlAnswer, [RetryInput]>('retry');
 export const rollbackUpdate = defineUpdate<ControlAnswer, [RollbackInput]>('rollback');
 export const abandonUpdate = defineUpdate<ControlAnswer, [AbandonInput]>('abandon');
+export const skipSoakUpdate = defineUpdate<ControlAnswer, [SkipSoakInput]>('skipSoak');
 export const pauseUpdate = defineUpdate<ControlAnswer, [Record<string, never>?]>('pause');
 export const resumeUpdate = defineUpdate<ControlAnswer, [Record<string, never>?]>('resume');
 export const throttleUpdate = defineUpdate<ControlAnswer, [ThrottleInput]>('throttle');
@@ -429,6 +454,7 @@ export function initialStatus(input: Pick<MigrateInput, 'database' | 'target' | 
     failure: null,
     rollback: null,
     gate: null,
+    soak: null,
     approvals: [],
     ignoredSignals: [],
     check: null,

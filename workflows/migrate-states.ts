@@ -10,6 +10,7 @@
  * | applying           | a revision's statements run                    | done → backfilling/checking/next step; SQL error → failed; locks exhausted → blocked |
  * | backfilling/paused | the step's backfill child runs                 | child done → checking; pause/resume; error → failed |
  * | checking           | the step's check runs                          | pass → next step; rows fail or timeout → failed |
+ * | soaking            | an applied revision with `soak` holds the next step | the soak ends (timer) or skipSoak → next step's gate; abandon |
  * | blocked            | lock_timeout on every attempt                  | retry → applying; rollback; abandon         |
  * | failed             | a permanent error (SQL, check, backfill, rollback step) | retry → same phase again; rollback; abandon |
  * | rolling-back       | reject at a gate, or rollback in failed/blocked | done → rolled-back (ends); error → failed  |
@@ -51,9 +52,11 @@ export function stateProblem(verb: ControlVerb, ctx: ControlContext): string | n
       if (ctx.appliedCount === 0) return 'this run applied nothing to roll back; use retry or abandon';
       return null;
     case 'abandon':
-      return STOPPED_STATES.includes(state) || state === 'awaiting-approval'
+      return STOPPED_STATES.includes(state) || state === 'awaiting-approval' || state === 'soaking'
         ? null
-        : `abandon ends a migration that is failed, blocked or waiting at a gate; it is ${state} (cancel the workflow to stop it safely)`;
+        : `abandon ends a migration that is failed, blocked, soaking or waiting at a gate; it is ${state} (cancel the workflow to stop it safely)`;
+    case 'skipSoak':
+      return state === 'soaking' ? null : `skipSoak ends a soak period; the migration is ${state}, not soaking`;
     case 'pause':
       // A second pause (or a resume of a running backfill) is no problem: it is answered as a no-op (noopReason).
       return ctx.backfillAhead ? null : `this migration has no backfill to pause (state ${state})`;

@@ -27,6 +27,8 @@ import {
   retryUpdate,
   rollbackSignal,
   rollbackUpdate,
+  skipSoakSignal,
+  skipSoakUpdate,
   statusQuery,
   throttleSignal,
   throttleUpdate,
@@ -39,7 +41,7 @@ import {
 } from './messages';
 import { Migration } from './migration';
 
-const CONTROL_VERBS: readonly ControlVerb[] = ['approve', 'reject', 'retry', 'rollback', 'abandon', 'pause', 'resume', 'throttle'];
+const CONTROL_VERBS: readonly ControlVerb[] = ['approve', 'reject', 'retry', 'rollback', 'abandon', 'pause', 'resume', 'throttle', 'skipSoak'];
 
 export async function migrate(rawInput: MigrateInput): Promise<MigrateResult> {
   // Before anything else (even a search attribute): a bad input fails the workflow at once.
@@ -78,6 +80,7 @@ export async function migrate(rawInput: MigrateInput): Promise<MigrateResult> {
   register('abandon', abandonSignal, abandonUpdate, 'In failed, blocked or at a gate: end the migration, leaving the database as it is: {"by":"alice","reason"?:"…"}');
   register('pause', pauseSignal, pauseUpdate, 'Pause the backfill after its current batch: {}');
   register('resume', resumeSignal, resumeUpdate, 'Resume a paused backfill: {}');
+  register('skipSoak', skipSoakSignal, skipSoakUpdate, 'In soaking: end the soak now and open the next step (an approver; audited): {"by":"alice","comment"?:"…"}');
   register('throttle', throttleSignal, throttleUpdate, 'Change the backfill pacing: {"batchSize"?:N,"delayMs"?:N,"maxRowsPerSecond"?:N}');
   // The backfill child's progress reports arrive on the default handler: a named handler would be
   // listed in the UI's "Send a Signal" for operators. Any other unknown name is a typo: recorded.

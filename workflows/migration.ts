@@ -55,6 +55,7 @@ import {
   type PendingGate,
   type RejectInput,
   type RollbackInput,
+  type SkipSoakInput,
   type StepStatus,
   type ThrottleInput,
 } from './messages';
@@ -125,6 +126,8 @@ export class Migration {
   private auditQueue: AuditEntry[];
   private gateDecision: { decision: 'approve' | 'reject' | 'expire'; by: string; reason: string | null } | null = null;
   private operatorDecision: OperatorDecision | null = null;
+  /** A skipSoak accepted while soaking: the soak wait ends at the next activation. */
+  private soakSkipped = false;
   private backfillChild: ChildWorkflowHandle<typeof backfill> | null = null;
   private forwardedControl = 0;
   private leaseHeld: boolean;
@@ -158,9 +161,27 @@ export class Migration {
       if (reason === null && this.gateDecision) {
         return `gate "${this.status.gate!.name}" already has a decision (${this.gateDecision.decision} by ${this.gateDecision.by}) that the workflow is acting on; this ${verb} changes nothing`;
       }
+      // While soaking, the next gate is not open yet: say when it opens rather than only "no gate".
+      if (reason !== null && this.status.state === 'soaking' && this.status.soak) {
+        const soak = this.status.soak;
+        return `the migration soaks after ${soak.revision} until ${soak.until}; ${soak.nextGate ? `gate "${soak.nextGate}" opens` : `${soak.next} starts`} then (an approver may end the soak early with skipSoak)`;
+      }
       return reason;
     }
+    if (verb === 'skipSoak') {
+      const approvers = this.soakApprovers();
+      const by = (payload as SkipSoakInput).by;
+      if (approvers && !approvers.includes(by)) return `"${by}" may not end this soak (approvers: ${approvers.join(', ')})`;
+    }
     return null;
+  }
+
+  /** Who may end the soak: the approvers of the gate it holds closed, else the database's (anyone when neither is set). */
+  private soakApprovers(): string[] | null {
+    const plan = this.plan;
+    const next = plan?.steps.find((s) => s.revision === this.status.soak?.next);
+    if (!plan || !next) return null;
+    return effectiveApprovers(next, plan.approvers);
   }
 
   /**
@@ -237,6 +258,21 @@ export class Migration {
           gate: this.status.gate?.name ?? null,
           revision: this.status.revision,
           comment,
+          accepted: true,
+          ignoredReason: null,
+        });
+        return;
+      }
+      case 'skipSoak': {
+        const p = payload as unknown as SkipSoakInput;
+        this.soakSkipped = true;
+        this.logDecision({
+          at: this.now(),
+          decision: 'skipSoak',
+          by: p.by,
+          gate: this.status.soak?.nextGate ?? null,
+          revision: this.status.soak?.revision ?? null,
+          comment: p.comment ?? (this.status.soak ? `soak until ${this.status.soak.until} ended early` : null),
           accepted: true,
           ignoredReason: null,
         });
@@ -343,6 +379,7 @@ export class Migration {
       try {
         switch (this.cursor.phase) {
           case 'gate':
+            if (this.status.soak) await this.soak();
             if (step.gate) await whileAtGate(this.status.database, () => this.passGate(step));
             this.cursor.phase = 'apply';
             break;
@@ -367,6 +404,7 @@ export class Migration {
               if (entry) entry.stamped = true;
               stepState.state = 'applied';
             }
+            this.startSoak(index);
             this.cursor = { step: index + 1, phase: 'gate' };
             await this.continueAsNewIfSuggested();
             break;
@@ -379,6 +417,46 @@ export class Migration {
     this.setState('done');
     const last = plan.steps[plan.steps.length - 1];
     return this.result('done', [], last ? last.headsAfter : plan.currentHeads);
+  }
+
+  /**
+   * A revision with `soak` that this run applied holds the next step closed from now on (the soak
+   * travels in status through continue-as-new). Nothing to hold after the plan's last step.
+   */
+  private startSoak(index: number): void {
+    const plan = this.plan!;
+    const step = plan.steps[index];
+    const next = plan.steps[index + 1];
+    if (!step.soakMs || !next || !this.applied.some((a) => a.index === index)) return;
+    const since = Date.now();
+    this.status.soak = {
+      revision: step.revision,
+      since: new Date(since).toISOString(),
+      until: new Date(since + step.soakMs).toISOString(),
+      next: next.revision,
+      nextGate: next.gate?.name ?? null,
+    };
+  }
+
+  /** Waits out the soak (a durable timer), unless an approver ends it early or the migration is abandoned. */
+  private async soak(): Promise<void> {
+    const soak = this.status.soak!;
+    this.setState('soaking');
+    for (;;) {
+      const remaining = Date.parse(soak.until) - Date.now();
+      if (this.soakSkipped || remaining <= 0) break;
+      const woken = () => this.soakSkipped || this.operatorDecision !== null || this.continueAsNewDue();
+      const decided = await condition(woken, remaining);
+      if (this.operatorDecision?.verb === 'abandon') {
+        const { by, reason } = this.operatorDecision;
+        this.operatorDecision = null;
+        throw new Stop({ verb: 'abandon', by, reason, why: `${by} abandoned the migration while ${soak.revision} soaked` });
+      }
+      // Woken for continue-as-new: the soak (with its `until`) travels in status.
+      if (decided && !this.soakSkipped) await this.continueAsNewIfSuggested();
+    }
+    this.soakSkipped = false;
+    this.status.soak = null;
   }
 
   /** A person chose rollback or abandon at a stop (or rejected a gate). */

@@ -1,6 +1,6 @@
 /**
  * Steering a running migration: `status`, `approve`, `reject`, `retry`, `pause`, `resume`,
- * `throttle`. Each sends the same plain-JSON signal the Temporal UI or `temporal workflow signal`
+ * `throttle`, `skipSoak`. Each sends the same plain-JSON signal the Temporal UI or `temporal workflow signal`
  * would send to workflow `migrate-<database>`, so all three ways behave alike.
  */
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
@@ -16,6 +16,7 @@ import type {
   RejectInput,
   RetryInput,
   RollbackInput,
+  SkipSoakInput,
   ThrottleInput,
 } from '../../workflows/messages';
 import { PhasegateError } from '../errors';
@@ -206,6 +207,12 @@ export async function rollback(options: ControlOptions & RollbackInput): Promise
 export async function abandon(options: ControlOptions & AbandonInput): Promise<SignalResult> {
   const { by, reason } = options;
   return send(options, 'abandon', { by, ...(reason ? { reason } : {}) });
+}
+
+/** In soaking: end the soak now, so the next step (and its gate) opens; only an approver, and audited. */
+export async function skipSoak(options: ControlOptions & SkipSoakInput): Promise<SignalResult> {
+  const { by, comment } = options;
+  return send(options, 'skipSoak', { by, ...(comment ? { comment } : {}) });
 }
 
 export const pause = (options: ControlOptions = {}) => send(options, 'pause', {});

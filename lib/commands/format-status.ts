@@ -117,7 +117,15 @@ export function watchHeaderKey({ execution, status }: StatusResult): string {
   return [execution, status.state, status.revision ?? '', b ? `${b.revision}:${backfillState(b)}` : ''].join('|');
 }
 
-export function formatStatus({ workflowId, execution, status }: StatusResult): string {
+/** A time left, as status says it: "3 h 12 m", "4 m 05 s", "12 s". */
+export function timeLeft(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s >= 3600) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} m`;
+  if (s >= 60) return `${Math.floor(s / 60)} m ${String(s % 60).padStart(2, '0')} s`;
+  return `${s} s`;
+}
+
+export function formatStatus({ workflowId, execution, status }: StatusResult, now = Date.now()): string {
   const lines = [
     `${workflowId} (${execution.toLowerCase()}): ${stateText(status.state, status.direction)}` +
       (status.revision ? ` at ${status.revision}${status.phase ? ` [${status.phase}]` : ''}` : '') +
@@ -127,6 +135,12 @@ export function formatStatus({ workflowId, execution, status }: StatusResult): s
     lines.push(`  ${stateText(step.state, status.direction).padEnd(16)} ${step.revision}  ${step.message}${step.attempts && step.attempts > 1 ? ` (attempt ${step.attempts})` : ''}`);
   }
   if (status.waiting) lines.push(`waiting: ${status.waiting}`);
+  if (status.soak) {
+    const s = status.soak;
+    const opens = s.nextGate ? `gate "${s.nextGate}" opens` : `${s.next} starts`;
+    lines.push(`soaking after ${s.revision} until ${s.until}: ${opens} in ${timeLeft(Date.parse(s.until) - now)}`);
+    lines.push(`  end it early: phasegate skip-soak --database ${status.database} --by <you> [--comment …]`);
+  }
   if (status.gate) {
     const g = status.gate;
     lines.push(`gate "${g.name}" before ${g.revision}: ${g.prompt}`);

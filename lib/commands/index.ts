@@ -25,6 +25,6 @@ export {
   type OnlineMigrateResult,
 } from './migrate';
 export type { ProjectOptions, RevisionFilesOptions, RevisionSummary } from './project';
-export { abandon, approve, pause, reject, resume, retry, rollback, status, throttle, type ControlOptions, type SignalResult, type StatusResult } from './control';
+export { abandon, approve, pause, reject, resume, retry, rollback, skipSoak, status, throttle, type ControlOptions, type SignalResult, type StatusResult } from './control';
 export { autogenerate, drift, hasSchemaFile, schemaCheck, type AutogenerateOptions, type AutogenerateResult, type DriftResult, type SchemaCheckResult } from './autogenerate';
 export { lint, runSquawk, type LintFinding, type LintOptions, type LintResult } from './lint';

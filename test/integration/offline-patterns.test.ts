@@ -274,7 +274,12 @@ async function runWorkflow(handle: MigrateHandle, app: App, c: Case): Promise<st
   const deadline = Date.now() + 120_000;
   for (;;) {
     const status: MigrateStatus = await handle.query(statusQuery);
-    if (status.state === 'done') return approved;
+    if (status.state === 'done') {
+      // `done` is set before the run writes its last audit rows and gives the lease back: wait for
+      // the run to end, or the next migration can find the lease still held (the worker stops next).
+      await handle.result();
+      return approved;
+    }
     if (['failed', 'blocked', 'cancelled', 'abandoned'].includes(status.state)) throw new Error(`migration ${status.state}: ${status.error ?? ''}`);
     if (status.state === 'awaiting-approval' && status.gate && !approved.includes(status.gate.name)) {
       if (status.gate.name === c.deployAt) app.deploy(1);

@@ -124,7 +124,11 @@ async function runApproving(handle: Awaited<ReturnType<Parameters<Parameters<typ
   const deadline = Date.now() + 150_000;
   for (;;) {
     const status: MigrateStatus = await handle.query(statusQuery);
-    if (status.state === 'done') return approved;
+    if (status.state === 'done') {
+      // `done` comes before the run's last audit rows and lease release: wait for the run to end.
+      await handle.result();
+      return approved;
+    }
     if (status.state === 'failed' || status.state === 'blocked' || status.state === 'cancelled' || status.state === 'abandoned') {
       throw new Error(`migration ${status.state}: ${status.error ?? JSON.stringify(status).slice(0, 1500)}`);
     }

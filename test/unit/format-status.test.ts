@@ -5,7 +5,7 @@
  */
 import type { StatusResult } from '../../lib/commands/control';
 import { formatEvent } from '../../lib/commands/format';
-import { compactCount, etaText, formatBackfillLine, formatStatus, formatWatchLine, liveEtaSeconds, watchHeaderKey } from '../../lib/commands/format-status';
+import { compactCount, etaText, formatBackfillLine, formatStatus, formatWatchLine, liveEtaSeconds, timeLeft, watchHeaderKey } from '../../lib/commands/format-status';
 import { currentDetails } from '../../workflows/details';
 import { initialStatus, type BackfillProgress, type MigrateStatus } from '../../workflows/messages';
 
@@ -193,5 +193,37 @@ describe('a downgrade says undone, never applied', () => {
     expect(md).toContain('**downgrade app to -2** — undoing, step');
     expect(md).toContain('Undoing revision `b1` (drop accounts.plan).');
     expect(md).not.toMatch(/[Aa]ppl/);
+  });
+});
+
+describe('soaking', () => {
+  const soakStatus = (): StatusResult => {
+    const status: MigrateStatus = {
+      ...initialStatus({ database: 'app' }),
+      state: 'soaking',
+      revision: 'r2',
+      soak: { revision: 'r1', since: '2026-12-03T10:00:00.000Z', until: '2026-12-04T10:00:00.000Z', next: 'r2', nextGate: 'contract' },
+    };
+    return { workflowId: 'migrate-app', execution: 'RUNNING', status };
+  };
+
+  test('status says until when, what opens then, the time left, and how to end it early', () => {
+    const text = formatStatus(soakStatus(), Date.parse('2026-12-04T06:47:30.000Z'));
+    expect(text).toContain('soaking after r1 until 2026-12-04T10:00:00.000Z: gate "contract" opens in 3 h 12 m');
+    expect(text).toContain('end it early: phasegate skip-soak --database app --by <you>');
+  });
+
+  test('the UI details name the soak and the skipSoak signal', () => {
+    const details = currentDetails(soakStatus().status, { workflowId: 'migrate-app', namespace: 'default' });
+    expect(details).toContain('**Soaking** after `r1`');
+    expect(details).toContain('phasegate -- skip-soak --database app --by <you>');
+    expect(details).toContain('--name skipSoak');
+  });
+
+  test('timeLeft reads as hours and minutes, minutes and seconds, or seconds', () => {
+    expect(timeLeft(3 * 3600_000 + 12 * 60_000 + 5000)).toBe('3 h 12 m');
+    expect(timeLeft(4 * 60_000 + 5000)).toBe('4 m 05 s');
+    expect(timeLeft(12_000)).toBe('12 s');
+    expect(timeLeft(-5)).toBe('0 s');
   });
 });

@@ -43,6 +43,8 @@ test.each([
   ['throttle', { batchSize: 'lots' }, 'throttle input {"batchSize":"lots"} is not valid: batchSize must be a number'],
   ['throttle', {}, 'throttle input {} is not valid: nothing to change: give batchSize, delayMs or maxRowsPerSecond'],
   ['throttle', { delayMs: 50, maxRowsPerSecond: 0 }, null],
+  ['skipSoak', { by: 'alice', comment: 'flat' }, null],
+  ['skipSoak', {}, 'skipSoak input {} is not valid: "by" is missing: say who decides, e.g. {"by":"alice"}'],
 ] as const)('%s payload %j', (verb, payload, problem) => {
   expect(payloadProblem(verb, payload)).toBe(problem);
 });
@@ -57,7 +59,10 @@ test.each([
   ['rollback', 'failed', null],
   ['rollback', 'awaiting-approval', 'rollback is offered when the migration is failed or blocked; it is awaiting-approval'],
   ['abandon', 'awaiting-approval', null],
-  ['abandon', 'backfilling', 'abandon ends a migration that is failed, blocked or waiting at a gate; it is backfilling (cancel the workflow to stop it safely)'],
+  ['abandon', 'backfilling', 'abandon ends a migration that is failed, blocked, soaking or waiting at a gate; it is backfilling (cancel the workflow to stop it safely)'],
+  ['abandon', 'soaking', null],
+  ['skipSoak', 'soaking', null],
+  ['skipSoak', 'awaiting-approval', 'skipSoak ends a soak period; the migration is awaiting-approval, not soaking'],
   ['pause', 'done', 'the migration is done; nothing is left to pause'],
   ['pause', 'awaiting-approval', null],
   ['resume', 'backfilling', null],
