@@ -349,7 +349,8 @@ const cases: Array<{ name: string; build: () => PatternCase }> = [
           'CREATE UNIQUE INDEX accounts_email_idx ON public.accounts USING btree (email)',
           'CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (id)',
         ]);
-        await expect(ctx.db.query("INSERT INTO accounts (email) VALUES ('user1@example.com')")).rejects.toMatchObject({ code: '23505' });
+        // The app rewrites random rows' emails, so duplicate one that exists now (not a seeded value).
+        await expect(ctx.db.query('INSERT INTO accounts (email) SELECT email FROM accounts ORDER BY id LIMIT 1')).rejects.toMatchObject({ code: '23505' });
       },
       async afterDowngrade(ctx) {
         expect(await indexes(ctx, 'accounts')).toEqual(['CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (id)']);
@@ -453,7 +454,8 @@ const cases: Array<{ name: string; build: () => PatternCase }> = [
           'CREATE UNIQUE INDEX accounts_email_key ON public.accounts USING btree (email)',
           'CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (id)',
         ]);
-        await expect(ctx.db.query("INSERT INTO accounts (email) VALUES ('user1@example.com')")).rejects.toMatchObject({ code: '23505' });
+        // The app rewrites random rows' emails, so duplicate one that exists now (not a seeded value).
+        await expect(ctx.db.query('INSERT INTO accounts (email) SELECT email FROM accounts ORDER BY id LIMIT 1')).rejects.toMatchObject({ code: '23505' });
       },
       async afterDowngrade(ctx) {
         expect(await constraints(ctx, 'accounts')).toEqual(['accounts_pkey p']);
