@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * Fault matrix case 7: the application keeps writing — inserts, updates of the column being
  * changed and of others, deletes — while the expand/contract patterns run through `migrate`, a real
  * batched backfill and real sync triggers: expand (trigger + backfill + check) → app deploy gate →

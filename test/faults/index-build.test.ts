@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * Fault matrix case 4: CREATE INDEX CONCURRENTLY fails part-way. PostgreSQL then leaves an INVALID
  * index behind (its catalog row committed before the build started), which `IF NOT EXISTS` alone
  * would accept as done. (a) A unique build over duplicate keys: `failed` names the duplicated key,

@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * Fault matrix, issue 9 — lock contention (cases 1 and 5).
  *
  * 1. A session holds a lock on the table while a DDL revision runs: each attempt queues for at most

@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * PostgreSQL really goes away under a running migration (its own restartable server, stopped with
  * `pg_ctl stop -m fast` and started again on the same port), with a real worker on the shared
  * Temporal dev server. Fault 10 of the fault matrix: a transient outage never fails a migration;

@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * The revision activities against real PostgreSQL, run in MockActivityEnvironment (no Temporal).
  */
 import { appendFileSync } from 'node:fs';

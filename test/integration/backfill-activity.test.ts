@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * The backfill activities against a real PostgreSQL, in MockActivityEnvironment: resume from a
  * heartbeat and from the checkpoint row, cancellation mid-batch, a killed connection mid-batch,
  * uuid / text / composite keys with parallel slices, and a table that has no usable key.

@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * runCheck against a real PostgreSQL, in MockActivityEnvironment: a bounded sample and a capped
  * count on a table with many failing rows, its own statement timeout, cancellation that reaches
  * the backend, and a retry that stops the scan an earlier attempt left running.

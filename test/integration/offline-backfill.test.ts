@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * The `--sql` script's unhappy paths, run with psql against a real database: a backfill stopped in
  * the middle (a cancelled statement, as Ctrl-C or a failover ends it) resumes after its last
  * committed batch and rewrites no row twice; a failing check stops the script with the count and a

@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * The reviewed script is the whole change: for every pattern, the `upgrade --sql` script run by
  * psql (as a DBA runs it: stopped at each gate, run again with `-v approve=<gate>`, run again after
  * a lock timeout) and the `migrate` workflow (gates approved through the approve Update) leave the

@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * `upgrade/downgrade --sql` scripts run with psql, in order, against a real database, the way a
  * DBA deploys them: each script moves only the version rows of the steps it runs (rows of other
  * lines stay), checks that the table holds its starting point before it changes anything, refuses

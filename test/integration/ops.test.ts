@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * Every op against a real PostgreSQL, through one table-driven harness (pgroll's habit). A case is
  * a revision: its upgrade and downgrade plus what must hold after each. The harness applies them
  * with the real runtime (the `applyRevision` activity: one transaction with SET LOCAL lock_timeout,

@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * Every pattern through its whole lifecycle against a real PostgreSQL, through one table-driven
  * harness, while an app keeps writing.
  *

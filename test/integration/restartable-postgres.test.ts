@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * The fault-test harness itself: a PostgreSQL that really goes away and comes back on the same
  * port with the same data, and the errors a client sees meanwhile are the ones phasegate retries.
  */

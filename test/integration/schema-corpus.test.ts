@@ -1,4 +1,5 @@
 /**
+ * @pg-matrix: its SQL, catalog or server behaviour can differ by PostgreSQL major; `npm run test:pg15` runs it again on 15.
  * Autogenerate's corpus: every (from, to) pair in test/fixtures/schema-pairs/, end to end against a
  * real PostgreSQL and the real `migrate` workflow.
  *
