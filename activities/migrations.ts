@@ -107,7 +107,14 @@ export function createMigrationActivities({ config, pools, log }: MigrationDeps)
     const revisions = loadRevisionDirectory(directory, configFileName(config));
     // The catalog check reads the same connection: unknown tables, columns or a backfill that does not compile are refused here.
     const plan = await withClient(pools.pool(input.database), async (client) =>
-      buildPlan({ ...input, revisions, currentHeads: await readHeads(client, config), lockRetry: config.defaults.lockRetry, catalog: async (sql, params) => (await client.query(sql, params)).rows }),
+      buildPlan({
+        ...input,
+        revisions,
+        currentHeads: await readHeads(client, config),
+        lockRetry: config.defaults.lockRetry,
+        catalog: async (sql, params) => (await client.query(sql, params)).rows,
+        defaultWindow: databaseFor(config, input.database).window,
+      }),
     );
     const approvers = databaseFor(config, input.database).approvers;
     if (approvers) plan.approvers = approvers;

@@ -16,10 +16,12 @@ import * as customSql from './ops/custom-sql';
 import * as indexes from './ops/indexes';
 import * as routines from './ops/routines';
 import * as tables from './ops/tables';
-import type { RecordedOp } from './ops/types';
+import { isLockLevel, LOCK_LEVELS, statementLocks, strongestLock, type LockLevel } from './ops/locks';
+import { InvalidOpError, type RecordedOp } from './ops/types';
 
 export type { OpStatement, RecordedOp } from './ops/types';
 export { InvalidOpError } from './ops/types';
+export type { LockLevel } from './ops/locks';
 export type { AddColumnOptions, AlterColumnOptions } from './ops/columns';
 export type { AddCheckOptions, AddForeignKeyOptions, AddUniqueOptions, ReferentialAction } from './ops/constraints';
 export type { CreateIndexOptions, DropIndexOptions, IndexKeys } from './ops/indexes';
@@ -29,13 +31,22 @@ export type { TableBuilder } from './ops/tables';
 export class Op {
   readonly recorded: RecordedOp[] = [];
 
-  private record(op: RecordedOp): void {
-    this.recorded.push(op);
+  /** Records an op with the strongest lock its statements take (maintenance windows decide by it). */
+  private record(op: RecordedOp, declaredLock?: LockLevel): void {
+    this.recorded.push({ ...op, lock: strongestLock(statementLocks(op, declaredLock)) });
   }
 
-  /** Raw SQL with `$n` parameters. Takes whatever its statement takes; the author owns its idempotency. */
-  sql(sql: string, params: unknown[] = []): void {
-    this.record(customSql.sql(sql, params));
+  /**
+   * Raw SQL with `$n` parameters. Takes whatever its statement takes; the author owns its
+   * idempotency. phasegate counts it as ACCESS EXCLUSIVE (so it waits for a maintenance window
+   * when one is set) unless `options.lock` declares a weaker mode, e.g.
+   * `op.sql('CREATE INDEX CONCURRENTLY …', [], { lock: 'SHARE UPDATE EXCLUSIVE' })`.
+   */
+  sql(sql: string, params: unknown[] = [], options: { lock?: LockLevel } = {}): void {
+    if (options?.lock !== undefined && !isLockLevel(options.lock)) {
+      throw new InvalidOpError('sql', `lock ${JSON.stringify(options.lock)} is not a table lock mode; write one of ${LOCK_LEVELS.map((l) => `'${l}'`).join(', ')}`);
+    }
+    this.record(customSql.sql(sql, params), options?.lock);
   }
 
   // ── tables ─────────────────────────────────────────────────────────────────────────────────────

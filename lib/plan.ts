@@ -12,6 +12,8 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import type { BackfillSpec, CheckSpec, DurationSpec, GateSpec } from './revision';
 import type { LoadedRevision } from './revision-files';
 import { RevisionGraph } from './revision-graph';
+import { needsWindow, strongestLock, type LockLevel } from './ops/locks';
+import { planWindow, type PlannedWindow, type WindowSpec } from './window';
 
 export type Direction = 'upgrade' | 'downgrade';
 
@@ -37,6 +39,14 @@ export interface PlanStep {
   check?: CheckSpec;
   /** Upgrade steps only: how long the next step stays closed once this one is applied (revision `soak`). */
   soakMs?: number;
+  /** The strongest table lock of the step's statements (lib/ops/locks.ts); absent in plans recorded before lock levels. */
+  lock?: LockLevel;
+  /**
+   * Set when the step must start inside a maintenance window: its lock is SHARE or stronger and a
+   * window applies (the revision's `window`, else the database's config default). Never on a
+   * rollback step: undoing after a rejection or a person's rollback does not wait.
+   */
+  window?: PlannedWindow;
   /** Upgrade steps only: the downgrade that undoes this step, for rollback after a rejection. */
   rollback?: PlanStep;
   rollbackError?: string;
@@ -83,6 +93,8 @@ export interface BuildPlanInput {
    * Offline (`--sql`) plans have none.
    */
   catalog?: CatalogQuery;
+  /** `databases.<alias>.window` from the config: the window of every revision that sets none. */
+  defaultWindow?: WindowSpec;
 }
 
 /** One read-only statement on the target database, rows only. */
@@ -113,6 +125,8 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     const headsAfter = graph.headsAfter(heads, id, input.direction);
     const calls: OpCall[] = [];
     const step = await renderStep(revision, input.direction, heads, headsAfter, calls);
+    const window = stepWindow(revision, step, input.defaultWindow);
+    if (window) step.window = window;
     if (input.direction === 'upgrade') {
       Object.assign(step, phaseHooks(revision));
       // The way back, rendered now so a rollback after a rejection never reads files again.
@@ -161,6 +175,7 @@ async function renderStep(revision: LoadedRevision, direction: Direction, headsB
     transactional,
     ...(revision.module.phase ? { phase: revision.module.phase } : {}),
     operations: ops.map((o) => o.description),
+    lock: strongestLock(ops.map((o) => o.lock)),
     statements: ops.flatMap((o) => (o.nonTransactional ? o.statements.map((s) => ({ ...s, concurrently: true })) : o.statements)),
     headsBefore,
     headsAfter,
@@ -198,6 +213,26 @@ function phaseHooks(revision: LoadedRevision): Pick<PlanStep, 'gate' | 'backfill
     ...(check ? { check } : {}),
     ...(soak !== undefined ? { soakMs: durationMs(revision, 'soak', soak) } : {}),
   };
+}
+
+/**
+ * The window a step must start in: only when its lock is SHARE or stronger, and a window applies
+ * (the revision's own wins; `window: null`/`false` opts the revision out of the config default).
+ */
+function stepWindow(revision: LoadedRevision, step: PlanStep, defaultWindow: WindowSpec | undefined): PlannedWindow | undefined {
+  const own = revision.module.window;
+  const spec = own === undefined ? defaultWindow : own || undefined;
+  if (!spec || !needsWindow(step.lock ?? 'ACCESS EXCLUSIVE')) return undefined;
+  const source = own === undefined ? 'config' : 'revision';
+  try {
+    return planWindow(spec, source);
+  } catch (err) {
+    throw new PhasegateError(
+      'InvalidRevision',
+      `${revision.file}: ${source === 'revision' ? 'window' : 'the database\'s config window'}: ${(err as Error).message}`,
+      { details: { revision: revision.node.id, field: 'window' } },
+    );
+  }
 }
 
 function durationMs(revision: LoadedRevision, field: string, value: DurationSpec): number {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { prepareToRequire } from './loader';
 import { RevisionFileError } from './errors';
+import { windowProblems } from './window';
 import type { RevisionModule, RevisionNode } from './revision';
 
 export interface LoadedRevision {
@@ -56,6 +57,11 @@ const revisionShape = z
       .optional(),
     check: z.object({ name: z.string().min(1), failingRows: z.string().min(1), timeoutMs: z.number().int().positive().optional() }).strict().optional(),
     soak: z.union([z.number().positive(), z.string().min(1)]).optional(),
+    // Checked in full (cron, duration, time zone) when the plan is built: lib/window.ts.
+    window: z.unknown().superRefine((value, ctx) => {
+      if (value === undefined || value === null || value === false) return;
+      for (const problem of windowProblems(value)) ctx.addIssue({ code: 'custom', message: problem });
+    }),
     upgrade: z.custom<RevisionModule['upgrade']>((v) => typeof v === 'function', 'must be a function upgrade(op)'),
     downgrade: z.custom<RevisionModule['downgrade']>(
       (v) => typeof v === 'function',

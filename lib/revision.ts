@@ -3,6 +3,7 @@
  * exports as `revision`) an object of this shape.
  */
 import type { Op } from './ops';
+import type { WindowSpec } from './window';
 
 export interface RevisionModule {
   /** Unique id (Alembic-style: 12 hex characters by default). */
@@ -31,6 +32,13 @@ export interface RevisionModule {
    * timer). An approver may end it early with `skip-soak`, recorded in the audit table.
    */
   soak?: DurationSpec;
+  /**
+   * Maintenance window (lib/window.ts): the steps of this revision that take a lock from SHARE up
+   * (ACCESS EXCLUSIVE, EXCLUSIVE, SHARE ROW EXCLUSIVE, SHARE) start only while a window is open.
+   * Overrides `databases.<alias>.window` in the config; `null` or `false` opts this revision out
+   * of the config's window (it runs whenever the migration reaches it).
+   */
+  window?: WindowSpec | null | false;
   upgrade(op: Op): void | Promise<void>;
   downgrade(op: Op): void | Promise<void>;
 }

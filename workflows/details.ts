@@ -80,6 +80,17 @@ export function currentDetails(status: MigrateStatus, ctx: DetailsContext): stri
       lines.push(howTo('skipSoak', byInput, status, ctx, '', 'skip-soak'));
       break;
     }
+    case 'waiting-for-window': {
+      const w = status.window;
+      if (!w) break;
+      lines.push(
+        `**Waiting for the maintenance window** ${code(w.cron)} (${w.timezone}, ${w.duration}) before ${stepLine(status)}: it opens at **${w.opensAt}** and closes at ${w.closesAt}. ` +
+          'The step takes a lock that blocks writes, so it starts only inside a window.',
+        '',
+      );
+      lines.push(howTo('abandon', { by: '<you>', reason: '…' }, status, ctx, ' --reason "…"'));
+      break;
+    }
     case 'backfilling':
     case 'paused': {
       const b = status.backfill;

@@ -11,6 +11,7 @@
  * | backfilling/paused | the step's backfill child runs                 | child done → checking; pause/resume; error → failed |
  * | checking           | the step's check runs                          | pass → next step; rows fail or timeout → failed |
  * | soaking            | an applied revision with `soak` holds the next step | the soak ends (timer) or skipSoak → next step's gate; abandon |
+ * | waiting-for-window | a step with a SHARE-or-stronger lock and a maintenance window, outside the window (also before a lock retry after the window closed) | the window opens (timer) → applying; abandon |
  * | blocked            | lock_timeout on every attempt                  | retry → applying; rollback; abandon         |
  * | failed             | a permanent error (SQL, check, backfill, rollback step) | retry → same phase again; rollback; abandon |
  * | rolling-back       | reject at a gate, or rollback in failed/blocked | done → rolled-back (ends); error → failed  |
@@ -52,7 +53,7 @@ export function stateProblem(verb: ControlVerb, ctx: ControlContext): string | n
       if (ctx.appliedCount === 0) return 'this run applied nothing to roll back; use retry or abandon';
       return null;
     case 'abandon':
-      return STOPPED_STATES.includes(state) || state === 'awaiting-approval' || state === 'soaking'
+      return STOPPED_STATES.includes(state) || state === 'awaiting-approval' || state === 'soaking' || state === 'waiting-for-window'
         ? null
         : `abandon ends a migration that is failed, blocked, soaking or waiting at a gate; it is ${state} (cancel the workflow to stop it safely)`;
     case 'skipSoak':

@@ -141,6 +141,11 @@ export function formatStatus({ workflowId, execution, status }: StatusResult, no
     lines.push(`soaking after ${s.revision} until ${s.until}: ${opens} in ${timeLeft(Date.parse(s.until) - now)}`);
     lines.push(`  end it early: phasegate skip-soak --database ${status.database} --by <you> [--comment …]`);
   }
+  if (status.window) {
+    const w = status.window;
+    lines.push(`maintenance window ${w.cron} (${w.timezone}, ${w.duration}) for ${w.revision}: opens at ${w.opensAt} (in ${timeLeft(Date.parse(w.opensAt) - now)}), closes at ${w.closesAt}`);
+    lines.push(`  abandon instead: phasegate abandon --database ${status.database} --by <you> [--reason …]`);
+  }
   if (status.gate) {
     const g = status.gate;
     lines.push(`gate "${g.name}" before ${g.revision}: ${g.prompt}`);

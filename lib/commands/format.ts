@@ -171,6 +171,7 @@ export function formatEvent(event: MigrateEvent): string | null {
       if (event.state === 'awaiting-approval') return `waiting for approval before ${event.revision ?? 'the next step'} (phasegate approve)`;
       if (event.waiting) return `waiting: ${event.waiting}`;
       if (event.state === 'paused') return 'paused (phasegate resume)';
+      if (event.state === 'waiting-for-window') return `waiting for a maintenance window before ${event.revision ?? 'the next step'} (phasegate status shows when it opens)`;
       if (event.state === 'soaking') return `soaking after ${event.revision ?? 'the last step'} (phasegate status; phasegate skip-soak ends it early)`;
       return null;
     case 'warning':

@@ -4,6 +4,7 @@
  */
 import { PhasegateError } from '../errors';
 import type { Statement } from '../sql';
+import type { LockLevel } from './locks';
 
 export interface OpStatement extends Statement {
   /**
@@ -25,6 +26,12 @@ export interface RecordedOp {
   statements: OpStatement[];
   /** True when the statements cannot run inside a transaction (CONCURRENTLY). */
   nonTransactional?: boolean;
+  /**
+   * The strongest table-level lock its statements take on an existing table (lib/ops/locks.ts),
+   * set by `Op` from what the op knows; `op.sql` takes what its author declares, else ACCESS
+   * EXCLUSIVE. Maintenance windows decide by it (through the plan step's `lock`).
+   */
+  lock?: LockLevel;
 }
 
 /** A revision called an op with arguments that cannot make valid, safe SQL. Raised while recording. */

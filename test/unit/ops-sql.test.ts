@@ -36,6 +36,8 @@ describe('op.sql', () => {
       kind: 'sql',
       description: 'custom SQL',
       statements: [{ sql: 'UPDATE t SET a = $1', params: [5] }],
+      // Raw SQL counts as ACCESS EXCLUSIVE unless declared (maintenance windows).
+      lock: 'ACCESS EXCLUSIVE',
     });
   });
 });
@@ -140,6 +142,7 @@ describe('indexes', () => {
       kind: 'createIndex',
       description: 'create index users_email_key on app.users (unique, concurrently)',
       nonTransactional: true,
+      lock: 'SHARE UPDATE EXCLUSIVE',
       statements: [
         {
           sql: 'DROP INDEX CONCURRENTLY IF EXISTS "app"."users_email_key"',
