@@ -21,6 +21,7 @@ import { backfill } from '../workflows';
 import { backfillStatusQuery } from '../workflows/messages';
 import { createPhasegateWorker } from '../workers/worker';
 import { startLoad, type LoadStats } from './lib/load';
+import { runBudgetBench } from './bench-budget';
 import { ensureDatabase, externalPostgres, startEmbeddedPostgres, type RunningPostgres } from '../lib/local/postgres';
 import { freePort } from '../lib/local/ports';
 import { startChild, type Child } from '../lib/local/processes';
@@ -50,6 +51,7 @@ const program = new Command('npm run bench --')
   .option('--batch-size <n>', "backfill's starting batch size (spec batchSize; default: the config default)", positiveInt)
   .option('--target-batch-ms <ms>', "backfill's target batch duration (spec targetBatchMs; default 200)", positiveInt)
   .option('--parallelism <n>', "backfill's slices (spec parallelism; default 1)", positiveInt)
+  .option('--budget <rows/s>', 'instead: three concurrent backfills on three databases of one server under this shared rows/s budget', positiveInt)
   .option('--in-process-worker', 'run the phasegate worker inside the benchmark process (default: its own process, like production)', false)
   .parse();
 const opts = program.opts<{
@@ -62,6 +64,7 @@ const opts = program.opts<{
   targetBatchMs?: number;
   parallelism?: number;
   inProcessWorker: boolean;
+  budget?: number;
 }>();
 
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -110,6 +113,7 @@ async function scalar<T>(url: string, sql: string): Promise<T> {
 
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  if (opts.budget) return runBudgetBench(opts.budget, say);
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'phasegate-bench-'));
   let postgres: RunningPostgres | undefined;
   let temporal: Child | undefined;

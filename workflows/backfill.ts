@@ -22,6 +22,8 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
+  sleep,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -30,6 +32,8 @@ import {
 import type { Activities } from '../activities';
 import type { BackfillPlan, BackfillSliceInput, BackfillSliceResult } from '../activities/backfill';
 import type { BackfillPacing } from '../lib/backfill';
+import { budgetShareSignal } from './budget-messages';
+import { effectiveRate, waitingForSlot, type BudgetNotice } from './budget-shares';
 import { failureMessage, QUICK_RETRY, retryTransient } from './database-retry';
 import {
   backfillProgressSignal,
@@ -66,6 +70,11 @@ const { backfillSlice } = proxyActivities<Activities>({
 const { stopBackfillSlices, readBackfillProgress } = proxyActivities<Activities>({
   startToCloseTimeout: '20 seconds',
   retry: { initialInterval: '500ms', maximumInterval: '2s', maximumAttempts: 3 },
+});
+
+const { joinThrottleBudget, leaveThrottleBudget } = proxyActivities<Activities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '500ms', maximumInterval: '10s' },
 });
 
 const DEFAULT_SLICE_CALL_MS = 10_000;
@@ -110,6 +119,11 @@ export interface BackfillState {
   activeSinceMs?: number | null;
   lastReportMs: number;
   lastSignal: string | null;
+  /**
+   * The server's shared throttle budget (absent in state from older runs / histories without the
+   * `throttle-budget` patch): server null = the database has none.
+   */
+  budget?: { server: string | null; leaseMs: number; notice: BudgetNotice | null };
 }
 
 export async function backfill(input: BackfillInput): Promise<BackfillResult> {
@@ -133,6 +147,8 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     state.activeSinceMs = state.paused ? null : state.startedAtMs;
   }
   state.runs++;
+  // Histories recorded before the shared budget existed replay without its commands.
+  const useBudget = patched('throttle-budget');
   const sliceCallMs = input.sliceCallMs ?? DEFAULT_SLICE_CALL_MS;
   const maxCallsPerRun = Math.max(1, input.maxSliceCallsBeforeContinueAsNew ?? DEFAULT_MAX_CALLS_PER_RUN);
   const progressIntervalMs = input.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
@@ -173,7 +189,8 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       batchSize: t.batchSize ?? base.batchSize,
       maxBatchSize: t.batchSize ?? base.maxBatchSize,
       delayMs: t.delayMs ?? base.delayMs,
-      maxRowsPerSecond: t.maxRowsPerSecond === undefined ? base.maxRowsPerSecond : t.maxRowsPerSecond || null,
+      // The lower of the backfill's own limit and its share of the server's budget.
+      maxRowsPerSecond: effectiveRate(t.maxRowsPerSecond === undefined ? base.maxRowsPerSecond : t.maxRowsPerSecond || null, state.budget?.notice?.maxRowsPerSecond ?? null),
       targetBatchMs: base.targetBatchMs,
     };
   }
@@ -221,9 +238,10 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       keySource: state.plan?.key.source,
       warnings: state.plan?.warnings ?? [],
       lastSignal: state.lastSignal,
-      waiting,
+      waiting: waiting ?? slotWaiting(),
       error,
       runs: state.runs,
+      budget: state.budget?.notice ?? null,
     };
   }
 
@@ -254,6 +272,41 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       .catch(() => undefined);
   }
   const reportInBackground = (force: boolean) => void report(force).catch(() => undefined);
+
+  // ── server budget ──
+  /** May run: no budget, or the budget gave this backfill a slot. */
+  const admitted = () => !state.budget?.server || state.budget.notice?.admitted === true;
+  function slotWaiting(): string | null {
+    const b = state.budget;
+    if (outcome || !b?.server || admitted()) return null;
+    return waitingForSlot(b.notice ?? { server: b.server, running: 0, ahead: 0 });
+  }
+  setHandler(budgetShareSignal, (notice: BudgetNotice) => {
+    if (outcome || !useBudget || !notice || typeof notice !== 'object') return;
+    // The budget may answer before the join activity has returned.
+    if (!state.budget) state.budget = { server: notice.server, leaseMs: 60_000, notice: null };
+    const before = state.budget.notice;
+    state.budget.notice = notice;
+    // A new share or a lost slot: running slices stop after their batch and restart with it.
+    if (before && (before.maxRowsPerSecond !== notice.maxRowsPerSecond || (before.admitted && !notice.admitted))) interrupt();
+    if ((before?.admitted ?? false) !== notice.admitted) reportInBackground(true);
+  });
+  async function joinBudget(): Promise<void> {
+    const joined = await joinThrottleBudget({ database: input.database, workflowId: info.workflowId, holding: state.budget?.notice?.admitted === true });
+    state.budget = { notice: state.budget?.notice ?? null, server: joined?.server ?? null, leaseMs: joined?.leaseMs ?? 60_000 };
+  }
+  /** Re-joins every lease so the budget knows this backfill lives (and finds it again after a restart). */
+  async function keepLease(): Promise<void> {
+    while (!outcome && state.budget?.server) {
+      await sleep(state.budget.leaseMs);
+      if (outcome) return;
+      await joinBudget().catch(() => undefined);
+    }
+  }
+  async function leaveBudget(): Promise<void> {
+    if (!useBudget || !state.budget?.server) return;
+    await CancellationScope.nonCancellable(() => leaveThrottleBudget({ server: state.budget!.server!, workflowId: info.workflowId })).catch(() => undefined);
+  }
 
   // ── control ────────────────────────────────────────────────────────────────────────────────
   let stopWritten = state.epoch;
@@ -382,7 +435,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   let stale = false;
 
   async function runSlice(s: SliceState): Promise<void> {
-    while (s.state !== 'done' && !state.paused && failure === null && !continueAsNewDue()) {
+    while (s.state !== 'done' && !state.paused && admitted() && failure === null && !continueAsNewDue()) {
       s.state = 'running';
       const scope = new CancellationScope();
       running.set(s.slice, scope);
@@ -443,6 +496,10 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       sample();
     }
     void stopController().catch(() => undefined);
+    if (useBudget) {
+      await joinBudget();
+      void keepLease().catch(() => undefined);
+    }
     await report(true);
 
     for (;;) {
@@ -466,6 +523,14 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
         await condition(() => !state.paused || continueAsNewDue());
         continue;
       }
+      if (!admitted()) {
+        // Waiting for a slot on the server (or for the budget's first answer): visible in status.
+        for (const s of state.slices) if (s.state !== 'done') s.state = 'pending';
+        await report(true);
+        await condition(() => admitted() || state.paused || continueAsNewDue());
+        await report(true);
+        continue;
+      }
       await runSlices();
     }
     if (next === 'finish') await retryTransient(() => finishBackfill({ database: input.database, backfillId: state.backfillId }), setWaiting);
@@ -477,6 +542,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       publishState();
       if (state.plan) await refreshFromCheckpoints().catch(() => undefined);
       await report(true);
+      await leaveBudget();
     });
     throw err;
   }
@@ -485,6 +551,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   outcome = 'done';
   stopActiveClock();
   publishState();
+  await leaveBudget();
   await report(true);
   const { rowsDone, rowsUpdated } = totals();
   return {
