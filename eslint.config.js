@@ -75,9 +75,10 @@ module.exports = tseslint.config(
               message: 'lib/ is the shared domain layer: it never imports workflows, activities or scripts',
             },
             {
-              // One exception: the search-attribute keys (pure declarations, no workflow code), which
-              // lib/local registers on the dev server it starts, as the workflows upsert them.
-              regex: '(^|/)workflows(/(?!search-attributes$).*)?$',
+              // Two exceptions, pure code with no workflow API: the search-attribute keys, which lib/local
+              // registers on the dev server it starts, and the fleet's input schema, which the CLI
+              // checks before it starts a fleet (the workflow checks the same again).
+              regex: '(^|/)workflows(/(?!(search-attributes|fleet-input)$).*)?$',
               allowTypeImports: true,
               message: 'lib/ is the shared domain layer: it never imports workflows, activities or scripts',
             },

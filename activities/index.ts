@@ -8,6 +8,8 @@ import { withFailureMapping } from './failures';
 import { createMigrationActivities, type MigrationDeps } from './migrations';
 import { createBackfillActivities } from './backfill';
 import { createLeaseActivities } from './lease';
+import { createBudgetActivities } from './budget';
+import { createFleetActivities } from './fleet';
 
 export type ActivityDeps = MigrationDeps;
 
@@ -18,6 +20,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createAuditActivities(deps),
     ...createCheckActivities(deps),
     ...createLeaseActivities(deps),
+    ...createBudgetActivities(deps),
+    ...createFleetActivities(deps),
   });
 }
 

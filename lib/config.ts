@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { prepareToRequire } from './loader';
+import { windowProblems, type WindowSpec } from './window';
 import { ConfigError, DatabaseUrlMissingError, databaseUrlVariable, UnknownDatabaseError } from './errors';
 
 /**
@@ -59,6 +60,33 @@ const databaseSchema = z
      * slice holds one for its whole call, so parallelism must stay below it.
      */
     poolSize: z.number().int().min(2).max(500).optional(),
+    /**
+     * The database server (a name from `servers`, never a host) whose shared throttle budget this
+     * database's backfills take part in; none = no shared budget.
+     */
+    server: z.string().min(1).optional(),
+    /**
+     * Maintenance window for this database (lib/window.ts): steps that take a lock from SHARE up
+     * start only inside it, unless their revision sets its own `window` (or `window: null` to opt out).
+     */
+    window: z
+      .custom<WindowSpec>()
+      .superRefine((value, ctx) => {
+        for (const problem of windowProblems(value)) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
+  })
+  .strict();
+
+/** One database server's throttle budget, shared by every backfill on its databases. */
+const serverSchema = z
+  .object({
+    /** Rows per second for all backfills on the server together, divided equally among the running ones. */
+    maxRowsPerSecond: z.number().positive().max(100_000_000).optional(),
+    /** Backfills running on the server at once; the rest wait in FIFO order. */
+    maxConcurrentBackfills: z.number().int().min(1).max(1000).optional(),
+    /** How often a backfill re-joins its budget (default 60000); one silent for 3 × this is dropped. */
+    leaseMs: z.number().int().min(100).max(3_600_000).optional(),
   })
   .strict();
 
@@ -75,6 +103,8 @@ export const configSchema = z
       .strict()
       .prefault({}),
     databases: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'alias must be lowercase letters, digits, _ or -'), databaseSchema).default({}),
+    /** Database servers with a shared throttle budget, by name (`databases.<alias>.server`). */
+    servers: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'server name must be lowercase letters, digits, _ or -'), serverSchema).default({}),
     migrations: z
       .object({
         directory: z.string().min(1).default('migrations/versions'),
@@ -113,7 +143,19 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    const known = Object.keys(config.servers);
+    for (const [alias, db] of Object.entries(config.databases)) {
+      if (db.server !== undefined && !known.includes(db.server)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['databases', alias, 'server'],
+          message: `unknown server "${db.server}"; ${known.length ? `known servers: ${known.join(', ')}` : 'no servers are configured (add it under servers)'}`,
+        });
+      }
+    }
+  });
 
 export type PhasegateConfigInput = z.input<typeof configSchema>;
 export type PhasegateConfig = z.output<typeof configSchema> & {

@@ -9,6 +9,7 @@
  * says otherwise, so a person's terminal shows only the output and the `phasegate:` lines. stdout
  * never carries log lines.
  */
+import { budget as budgetCommand } from '../lib/commands/budget';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import * as commands from '../lib/commands';
@@ -383,6 +384,83 @@ function buildProgram(): Command {
       const result = await commands.throttle({ ...globals(command), ...opts });
       print(command, result, () => `sent throttle ${JSON.stringify(result.sent)} to ${result.workflowId}`);
     });
+
+  program
+    .command('budget <server>')
+    .description("show a database server's shared backfill budget, or change it live")
+    .option('--rows-per-second <n>', 'rows per second for all backfills on the server together', Number)
+    .option('--max-concurrent <n>', 'backfills running on the server at once', Number)
+    .option('--by <name>', 'who changes it (default $USER)')
+    .action(async (server: string, opts: { rowsPerSecond?: number; maxConcurrent?: number; by?: string }, command: Command) => {
+      const result = await budgetCommand({ ...globals(command), server, ...opts });
+      const s = result.status;
+      print(command, result, () =>
+        [
+          `${result.workflowId}${result.changed ? ' (changed)' : ''}: ${s.budget.maxRowsPerSecond ?? 'unlimited'} rows/s, ${s.budget.maxConcurrentBackfills ?? 'unlimited'} at once`,
+          ...s.running.map((m) => `  running ${m.workflowId} (${m.database}): ${m.maxRowsPerSecond ?? 'unlimited'} rows/s`),
+          ...s.waiting.map((m, i) => `  waiting ${i + 1}. ${m.workflowId} (${m.database})`),
+        ].join('\n'),
+      );
+    });
+
+  // ── fleets: one change across many databases ──
+  const fleet = program.command('fleet').description('one change across many databases: canary, then waves (a migrateFleet workflow)');
+  const int = (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new Error(`expected a whole number, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  for (const direction of ['upgrade', 'downgrade'] as const) {
+    fleet
+      .command(direction)
+      .description(`start a fleet that ${direction}s each database to the target, wave by wave`)
+      .argument('[target]', 'revision id, head, base, +N, -N', direction === 'upgrade' ? 'head' : undefined)
+      .option('--name <name>', 'the fleet (workflow fleet-<name>)', 'default')
+      .option('--databases <aliases>', 'comma-separated aliases, in rollout order', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+      .option('--select <glob>', 'or a glob over the configured aliases, e.g. "tenant_*"')
+      .option('--canary <n>', 'the first N databases run alone, then the fleet waits for approve-wave', int)
+      .option('--wave-size <n>', 'databases per wave after the canary', int)
+      .option('--wave-percent <p>', 'or each wave as a percentage of the databases', Number)
+      .option('--max-concurrent <n>', 'migrations at once within a wave (default 5)', int)
+      .option('--failure-threshold <n>', 'stop starting databases once N are failing (default 1)', int)
+      .addOption(new Option('--approval <policy>', 'wave: one approve-wave opens a gate for the whole wave; database: approve each').choices(['wave', 'database']))
+      .option('--gate-every-wave', 'wait for approve-wave before every wave, not only after the canary')
+      .option('--task-queue <queue>', 'the task queue of the workers that reach these databases (default from the config)')
+      .action(async (target: string | undefined, opts: { name: string; databases?: string[]; select?: string; canary?: number; waveSize?: number; wavePercent?: number; maxConcurrent?: number; failureThreshold?: number; approval?: 'wave' | 'database'; gateEveryWave?: boolean; taskQueue?: string }, command: Command) => {
+        if (!target) throw new Error(`fleet ${direction} needs a target`);
+        const rollout = Object.fromEntries(
+          Object.entries({ canary: opts.canary, waveSize: opts.waveSize, wavePercent: opts.wavePercent, maxConcurrent: opts.maxConcurrent, failureThreshold: opts.failureThreshold, approval: opts.approval, gateEveryWave: opts.gateEveryWave }).filter(([, v]) => v !== undefined),
+        );
+        const result = await commands.fleetStart({ ...globals(command), name: opts.name, databases: opts.databases, select: opts.select, target, direction, rollout, taskQueue: opts.taskQueue });
+        print(command, result, () => `started ${result.workflowId}: ${result.waves.length} wave(s) of ${result.waves.map((w) => w.length).join(' + ')} databases; watch it with phasegate fleet status --name ${opts.name}`);
+      });
+  }
+  fleet
+    .command('status')
+    .description('where the fleet stands: wave, databases per state, failing ones with their errors, ETA')
+    .option('--name <name>', 'the fleet', 'default')
+    .action(async (opts: { name: string }, command: Command) => {
+      const result = await commands.fleetStatus({ ...globals(command), name: opts.name });
+      print(command, result, () => commands.formatFleetStatus(result));
+    });
+  const fleetVerb = (name: string, description: string) =>
+    fleet.command(name).description(description).option('--name <name>', 'the fleet', 'default').requiredOption('--by <name>', 'who decides (recorded)').option('--comment <text>', 'recorded with the decision');
+  const answer = (command: Command, result: commands.FleetControlResult) => print(command, result, () => `${result.workflowId}: ${result.answer.message}`);
+  fleetVerb('pause', 'start no more databases, and pause the running backfills').action(async (opts: { name: string; by: string; comment?: string }, command: Command) =>
+    answer(command, await commands.fleetPause({ ...globals(command), ...opts })),
+  );
+  fleetVerb('resume', 'after pause or a failure halt: start databases again').action(async (opts: { name: string; by: string; comment?: string }, command: Command) =>
+    answer(command, await commands.fleetResume({ ...globals(command), ...opts })),
+  );
+  fleetVerb('approve-wave', 'start the next wave, or open the gate the current wave waits at, for all its databases')
+    .option('--gate <name>', 'the gate meant, when databases wait at more than one')
+    .action(async (opts: { name: string; by: string; comment?: string; gate?: string }, command: Command) => answer(command, await commands.fleetApproveWave({ ...globals(command), ...opts })));
+  fleetVerb('abort', 'end the fleet: no more databases start; running migrations go on on their own').action(async (opts: { name: string; by: string; comment?: string }, command: Command) =>
+    answer(command, await commands.fleetAbort({ ...globals(command), ...opts })),
+  );
+  fleetVerb('retry', 'retry the failing databases (after fixing the cause), or those listed')
+    .option('--databases <aliases>', 'comma-separated aliases', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .action(async (opts: { name: string; by: string; comment?: string; databases?: string[] }, command: Command) => answer(command, await commands.fleetRetry({ ...globals(command), ...opts })));
 
   program
     .command('lint')

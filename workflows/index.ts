@@ -1,2 +1,4 @@
 export { migrate } from './migrate';
 export { backfill } from './backfill';
+export { migrateFleet } from './fleet';
+export { throttleBudget } from './throttle-budget';

@@ -42,6 +42,11 @@ const migrateInputSchema = z.strictObject(
       .min(1, { error: '"backfillContinueAsNewAfterCalls" must be at least 1' })
       .max(100_000, { error: '"backfillContinueAsNewAfterCalls" must be at most 100000' })
       .optional(),
+    fleet: z
+      .string({ error: '"fleet" must be the workflow id of the migrateFleet that started this migration (leave it out otherwise)' })
+      .min(1, { error: '"fleet" must not be empty' })
+      .max(255, { error: '"fleet" is longer than 255 characters' })
+      .optional(),
     carried: z.record(z.string(), z.unknown()).optional(),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? undefined : 'the input must be a JSON object like {"database":"default","target":"head"}') },

@@ -25,6 +25,12 @@ export interface MigrateInput {
   continueAsNewAfterEvents?: number;
   /** The backfill children continue as new after this many slice calls per run (1–100000; default 1000). Kept across runs. */
   backfillContinueAsNewAfterCalls?: number;
+  /**
+   * Set by `migrateFleet` on the migrations it starts: the fleet's workflow id. The migration then
+   * reports each state change to the fleet (a signal) and carries the fleet's name in the
+   * `PhasegateFleet` search attribute. Kept across runs.
+   */
+  fleet?: string;
   /** Set by the workflow itself when it continues as new; leave it out when starting one. */
   carried?: MigrateCarry;
 }
@@ -79,6 +85,7 @@ export type MigrateState =
   | 'awaiting-approval'
   | 'checking'
   | 'soaking'
+  | 'waiting-for-window'
   | 'blocked'
   | 'failed'
   | 'rolling-back'
@@ -95,6 +102,8 @@ export interface StepStatus {
     | 'pending'
     | 'applying'
     | 'waiting-for-lock'
+    /** A step whose lock needs a maintenance window waits for the next one to open. */
+    | 'waiting-for-window'
     | 'applied'
     /** A downgrade step that ran: its revision is no longer applied. */
     | 'undone'
@@ -144,6 +153,11 @@ export interface MigrateStatus {
    * statuses carried from runs that predate soak periods.
    */
   soak?: SoakStatus | null;
+  /**
+   * Set while a step waits for its maintenance window (state `waiting-for-window`); absent in
+   * statuses carried from runs that predate windows.
+   */
+  window?: WindowStatus | null;
   /** The last 100 decisions sent to this migration, accepted or ignored (the audit table keeps all). */
   approvals: ApprovalLogEntry[];
   /** Signals that did not fit the state they arrived in, with the reason (the last 50). */
@@ -198,6 +212,18 @@ export interface SoakStatus {
   /** The revision held back, and its gate when it has one. */
   next: string;
   nextGate: string | null;
+}
+
+export interface WindowStatus {
+  cron: string;
+  timezone: string;
+  /** As written in the revision or config ('2h'). */
+  duration: string;
+  /** The next window: the step starts when it opens. */
+  opensAt: string;
+  closesAt: string;
+  /** The revision that waits. */
+  revision: string;
 }
 
 export interface ApprovalLogEntry {
@@ -373,6 +399,8 @@ export interface BackfillProgress {
   elapsedSeconds?: number;
   /** Rows this backfill walked / elapsedSeconds: the rate a finished backfill shows. */
   averageRowsPerSecond?: number | null;
+  /** Its slot and share of the database server's throttle budget; null/absent = no shared budget. */
+  budget?: import('./budget-shares').BudgetNotice | null;
 }
 
 /**

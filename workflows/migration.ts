@@ -11,6 +11,7 @@ import {
   condition,
   ContinueAsNew,
   continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   proxyActivities,
@@ -60,7 +61,9 @@ import {
   type ThrottleInput,
 } from './messages';
 import { noopReason, stateProblem, TERMINAL_STATES } from './migrate-states';
-import { PhasegateDatabase, PhasegatePhase, PhasegateState } from './search-attributes';
+import { PhasegateDatabase, PhasegateFleet, PhasegatePhase, PhasegateState } from './search-attributes';
+import { windowAt, windowWaiting } from './window';
+import { FLEET_MEMBER_SIGNAL, fleetReportKey, type FleetMemberReport } from './fleet-messages';
 
 const { planMigration, recordDecision, acquireMigrationLease, releaseMigrationLease, stampRevision } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
@@ -384,6 +387,8 @@ export class Migration {
             this.cursor.phase = 'apply';
             break;
           case 'apply':
+            // Outside stopOnFailure: the wait may continue as new (the cursor stays at `apply`).
+            if (step.window) await this.waitForWindow(step, stepState, true);
             await this.applyStep(step, stepState);
             this.cursor.phase = 'backfill';
             break;
@@ -457,6 +462,55 @@ export class Migration {
     }
     this.soakSkipped = false;
     this.status.soak = null;
+  }
+
+  /**
+   * A step whose lock needs a maintenance window starts only while one is open: outside, the
+   * migration waits (a durable timer until the next opening) in `waiting-for-window`. Abandon ends
+   * the wait and leaves the database as it is; pause/throttle are recorded for the backfill as usual.
+   */
+  private async waitForWindow(step: PlanStep, stepState: StepStatus, mayContinueAsNew: boolean): Promise<void> {
+    const window = step.window!;
+    let waited = false;
+    for (;;) {
+      const now = Date.now();
+      const at = windowAt(window, now);
+      if (!at) {
+        // The check inside the step (under stopOnFailure) stops the migration in `failed`.
+        if (mayContinueAsNew) return;
+        throw new StepFailure('revision', `revision ${step.revision}: maintenance window ${window.cron} (${window.timezone}) never opens again; fix the window and send retry`, 'WindowNeverOpens');
+      }
+      if (at.open) break;
+      waited = true;
+      this.status.window = {
+        cron: window.cron,
+        timezone: window.timezone,
+        duration: window.duration,
+        opensAt: new Date(at.opensAt).toISOString(),
+        closesAt: new Date(at.closesAt).toISOString(),
+        revision: step.revision,
+      };
+      this.status.waiting = windowWaiting(window, at.opensAt, now);
+      stepState.state = 'waiting-for-window';
+      this.setState('waiting-for-window');
+      const woken = () => this.operatorDecision !== null || (mayContinueAsNew && this.continueAsNewDue());
+      const decided = await condition(woken, Math.max(1, at.opensAt - now));
+      const decision = this.operatorDecision;
+      if (decision?.verb === 'abandon') {
+        this.operatorDecision = null;
+        this.status.window = null;
+        throw new Stop({ verb: 'abandon', by: decision.by, reason: decision.reason, why: `${decision.by} abandoned the migration while ${step.revision} waited for its window` });
+      }
+      this.operatorDecision = null;
+      // Woken for continue-as-new: the cursor (at `apply`) travels; the next run computes the window again.
+      if (decided && mayContinueAsNew) await this.continueAsNewIfSuggested();
+    }
+    if (waited || this.status.window) {
+      this.status.window = null;
+      this.status.waiting = null;
+      stepState.state = 'applying';
+      this.setState('applying');
+    }
   }
 
   /** A person chose rollback or abandon at a stop (or rejected a gate). */
@@ -559,6 +613,8 @@ export class Migration {
   private async applyWithLockRetry(step: PlanStep, stepState: StepStatus, stamp: 'now' | 'defer' | 'undo-pending'): Promise<ApplyRevisionResult> {
     const retry = this.plan!.lockRetry;
     for (let attempt = 1; ; attempt++) {
+      // Never start an attempt (the first, a lock retry, or a person's retry) after the window closed.
+      if (step.window) await this.waitForWindow(step, stepState, false);
       stepState.attempts = attempt;
       const result = await this.database(() =>
         applyRevision({ database: this.status.database, step, stamp, owner: workflowInfo().workflowId }),
@@ -908,13 +964,41 @@ export class Migration {
 
   private setState(state: MigrateState): void {
     this.status.state = state;
+    const fleet = this.input.fleet;
     upsertSearchAttributes([
       { key: PhasegateDatabase, value: this.status.database },
       { key: PhasegateState, value: state },
       ...(this.status.phase ? [{ key: PhasegatePhase, value: this.status.phase }] : []),
+      ...(fleet ? [{ key: PhasegateFleet, value: fleet }] : []),
     ]);
     if (TERMINAL_STATES.includes(state)) this.status.waiting = null;
     this.showDetails();
+    if (fleet) this.reportToFleet(fleet);
+  }
+
+  private fleetReports = 0;
+  private lastFleetReport: string | null = null;
+
+  /**
+   * A migration started by `migrateFleet` tells the fleet when it starts or stops waiting for a
+   * person (fleetReportKey), by workflow id, so the fleet's current run gets it after either side
+   * continued as new. A fleet that has ended cannot be told: the migration goes on regardless.
+   */
+  private reportToFleet(fleet: string): void {
+    const key = fleetReportKey(this.status.state, this.status.gate?.name ?? null);
+    if (key === null || key === this.lastFleetReport) return;
+    this.lastFleetReport = key;
+    const report: FleetMemberReport = {
+      database: this.status.database,
+      state: this.status.state,
+      revision: this.status.revision,
+      gate: this.status.gate?.name ?? null,
+      error: this.status.failure?.message ?? (this.status.state === 'failed' || this.status.state === 'cancelled' ? this.status.error : null),
+      seq: this.status.runs * 1_000_000 + ++this.fleetReports,
+    };
+    void getExternalWorkflowHandle(fleet)
+      .signal(FLEET_MEMBER_SIGNAL, report)
+      .catch((err) => log.info(`fleet ${fleet} was not told of state ${report.state}: ${failureMessage(err)}`));
   }
 
   /** The UI's "Current Details": what the workflow waits for and how to move it on (no command, no history). */

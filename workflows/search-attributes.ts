@@ -7,5 +7,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const PhasegateDatabase = defineSearchAttributeKey('PhasegateDatabase', SearchAttributeType.KEYWORD);
 export const PhasegatePhase = defineSearchAttributeKey('PhasegatePhase', SearchAttributeType.KEYWORD);
 export const PhasegateState = defineSearchAttributeKey('PhasegateState', SearchAttributeType.KEYWORD);
+/** On a `migrateFleet` and on every migration it started: the fleet's workflow id (`PhasegateFleet="fleet-tenants"`). */
+export const PhasegateFleet = defineSearchAttributeKey('PhasegateFleet', SearchAttributeType.KEYWORD);
 
-export const searchAttributeKeys = [PhasegateDatabase, PhasegatePhase, PhasegateState];
+export const searchAttributeKeys = [PhasegateDatabase, PhasegatePhase, PhasegateState, PhasegateFleet];

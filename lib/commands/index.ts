@@ -27,4 +27,21 @@ export {
 export type { ProjectOptions, RevisionFilesOptions, RevisionSummary } from './project';
 export { abandon, approve, pause, reject, resume, retry, rollback, skipSoak, status, throttle, type ControlOptions, type SignalResult, type StatusResult } from './control';
 export { autogenerate, drift, hasSchemaFile, schemaCheck, type AutogenerateOptions, type AutogenerateResult, type DriftResult, type SchemaCheckResult } from './autogenerate';
+export {
+  fleetAbort,
+  fleetApproveWave,
+  fleetIdFor,
+  fleetPause,
+  fleetResult,
+  fleetResume,
+  fleetRetry,
+  fleetStart,
+  fleetStatus,
+  formatFleetStatus,
+  type FleetControlResult,
+  type FleetOptions,
+  type FleetStartOptions,
+  type FleetStartResult,
+  type FleetStatusResult,
+} from './fleet';
 export { lint, runSquawk, type LintFinding, type LintOptions, type LintResult } from './lint';
