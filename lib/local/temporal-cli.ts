@@ -17,7 +17,7 @@ export interface FoundCli {
   source: 'PATH' | 'TEMPORAL_CLI' | '.tools/bin' | 'cache' | 'built';
 }
 
-function isExecutable(file: string): boolean {
+export function isExecutable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
     return true;

@@ -8,21 +8,12 @@
  * `@temporalio/testing` runs the wrapper script as `<wrapper> <port> --enable-time-skipping`.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { cacheDir } from './temporal-cli';
+import { cacheDir, isExecutable } from './temporal-cli';
 
 export const TEMPORAL_TEST_SERVER_VERSION = '1.38.0';
 const WRAPPER = 'temporal-test-server';
-
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function available(command: string, args: string[], env: NodeJS.ProcessEnv): boolean {
   return spawnSync(command, args, { env, encoding: 'utf8' }).status === 0;
