@@ -7,6 +7,7 @@
  * down to whole rows/s, so the shares never add up to more than the budget. No budget value means
  * no limit of that kind.
  */
+import { z } from 'zod';
 
 export interface ServerBudget {
   /** Rows per second for all backfills on the server together; null = no limit. */
@@ -76,27 +77,37 @@ export interface SetBudgetInput {
   by: string;
 }
 
+const limit = (field: string, whole: boolean, max: number) => {
+  const message = `${field} must be a ${whole ? 'whole number' : 'number'} from 1 to ${max} (null lifts the limit)`;
+  const number = z.number({ error: message }).min(1, { error: message }).max(max, { error: message });
+  return (whole ? number.int({ error: message }) : number).nullable().optional();
+};
+
+const setBudgetSchema = z
+  .strictObject(
+    {
+      maxRowsPerSecond: limit('maxRowsPerSecond', false, 100_000_000),
+      maxConcurrentBackfills: limit('maxConcurrentBackfills', true, 1000),
+      by: z.string({ error: 'by must name who changes the budget' }).refine((v) => v.trim() !== '', { error: 'by must name who changes the budget' }),
+    },
+    {
+      error: (issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `unknown field(s) ${issue.keys.join(', ')}; expected maxRowsPerSecond, maxConcurrentBackfills, by`
+          : 'expected {maxRowsPerSecond?, maxConcurrentBackfills?, by}',
+    },
+  )
+  .refine((c) => c.maxRowsPerSecond !== undefined || c.maxConcurrentBackfills !== undefined, {
+    error: 'nothing to change: give maxRowsPerSecond and/or maxConcurrentBackfills',
+  });
+
 /**
- * Why a setBudget payload is refused, or null. (Workflow code may not import zod, so the checks are
- * written out; the CLI validates the same rules before it sends.) null in a field lifts that limit.
+ * Why a setBudget payload is refused (every problem, in one sentence), or null; zod, as for the
+ * migrate payloads (./input.ts). null in a field lifts that limit.
  */
 export function setBudgetProblem(input: unknown): string | null {
-  if (!input || typeof input !== 'object' || Array.isArray(input)) return 'expected {maxRowsPerSecond?, maxConcurrentBackfills?, by}';
-  const change = input as Record<string, unknown>;
-  const known = ['maxRowsPerSecond', 'maxConcurrentBackfills', 'by'];
-  const unknown = Object.keys(change).filter((k) => !known.includes(k));
-  if (unknown.length) return `unknown field(s) ${unknown.join(', ')}; expected maxRowsPerSecond, maxConcurrentBackfills, by`;
-  if (typeof change.by !== 'string' || change.by.trim() === '') return 'by must name who changes the budget';
-  const rate = change.maxRowsPerSecond;
-  if (rate !== undefined && rate !== null && !(typeof rate === 'number' && Number.isFinite(rate) && rate >= 1 && rate <= 100_000_000)) {
-    return 'maxRowsPerSecond must be a number from 1 to 100000000 (null lifts the limit)';
-  }
-  const slots = change.maxConcurrentBackfills;
-  if (slots !== undefined && slots !== null && !(Number.isInteger(slots) && (slots as number) >= 1 && (slots as number) <= 1000)) {
-    return 'maxConcurrentBackfills must be a whole number from 1 to 1000 (null lifts the limit)';
-  }
-  if (rate === undefined && slots === undefined) return 'nothing to change: give maxRowsPerSecond and/or maxConcurrentBackfills';
-  return null;
+  const parsed = setBudgetSchema.safeParse(input);
+  return parsed.success ? null : parsed.error.issues.map((issue) => issue.message).join('; ');
 }
 
 /** The budget workflow of a server: one per server name, whatever migration started it. */

@@ -99,7 +99,8 @@ export type FleetState =
 
 export interface FleetDecision {
   at: string;
-  verb: FleetVerb;
+  /** A fleet verb, or the name of a signal the fleet does not take (recorded, ignored). */
+  verb: FleetVerb | string;
   by: string;
   comment: string | null;
   accepted: boolean;

@@ -434,11 +434,11 @@ class Fleet {
   }
 
   ignored(signal: string, reason: string): void {
-    this.decide('pause', '', null, `signal ${signal}: ${reason}`, signal);
+    this.decide(signal, '', null, reason);
   }
 
-  private decide(verb: FleetVerb, by: string, comment: string | null, ignoredReason: string | null, signal?: string): void {
-    this.status.decisions.push({ at: now(), verb: (signal as FleetVerb) ?? verb, by, comment, accepted: ignoredReason === null, ignoredReason });
+  private decide(verb: FleetVerb | string, by: string, comment: string | null, ignoredReason: string | null): void {
+    this.status.decisions.push({ at: now(), verb, by, comment, accepted: ignoredReason === null, ignoredReason });
     if (this.status.decisions.length > MAX_DECISIONS) this.status.decisions.shift();
   }
 

@@ -6,8 +6,8 @@
 import type { Client } from '@temporalio/client';
 import type { BudgetStatus } from '../../workflows/budget-messages';
 import { PhasegateError } from '../errors';
-import { connectClient } from './migrate';
-import { loadProject, type ProjectOptions } from './project';
+import { clientFor, executeOrRefuse } from './control';
+import type { ProjectOptions } from './project';
 
 export interface BudgetOptions extends ProjectOptions {
   server: string;
@@ -24,7 +24,7 @@ export interface BudgetResult {
 }
 
 export async function budget(options: BudgetOptions): Promise<BudgetResult> {
-  const { client, close } = options.client ? { client: options.client, close: async () => undefined } : await connectClient(loadProject(options));
+  const { client, close } = await clientFor(options);
   const workflowId = `phasegate-budget-${options.server}`;
   try {
     const handle = client.workflow.getHandle(workflowId);
@@ -34,13 +34,7 @@ export async function budget(options: BudgetOptions): Promise<BudgetResult> {
     };
     const changed = Object.keys(change).length > 0;
     if (changed) {
-      try {
-        await handle.executeUpdate('setBudget', { args: [{ ...change, by: options.by ?? process.env.USER ?? 'phasegate' }] });
-      } catch (err) {
-        const cause = (err as { cause?: Error }).cause;
-        if ((err as Error).name === 'WorkflowUpdateFailedError' && cause) throw new PhasegateError('BudgetRefused', cause.message);
-        throw err;
-      }
+      await executeOrRefuse(handle, 'setBudget', { ...change, by: options.by ?? process.env.USER ?? 'phasegate' }, (reason) => new PhasegateError('BudgetRefused', reason));
     }
     return { workflowId, changed, status: await handle.query<BudgetStatus>('budgetStatus') };
   } catch (err) {

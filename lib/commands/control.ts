@@ -21,7 +21,7 @@ import type {
 } from '../../workflows/messages';
 import { PhasegateError } from '../errors';
 import { connectClient } from './migrate';
-import { loadProject, type ProjectOptions } from './project';
+import { loadProject, type Project, type ProjectOptions } from './project';
 import { DEFAULT_DATABASE } from './version';
 
 export interface ControlOptions extends ProjectOptions {
@@ -55,8 +55,26 @@ export async function migrationWorkflowId(client: Client, database: string): Pro
   return `migrate-${database}`;
 }
 
+/** The caller's client, or one connected from the project's config (closed by `close`). */
+export async function clientFor(options: ProjectOptions & { client?: Client }, project?: Project): Promise<{ client: Client; close: () => Promise<void> }> {
+  return options.client ? { client: options.client, close: async () => undefined } : connectClient(project ?? loadProject(options));
+}
+
+/**
+ * Runs a control Update; a refusal by the workflow's validator (or handler) comes back as the
+ * PhasegateError `refused` builds from the workflow's reason, anything else is rethrown.
+ */
+export async function executeOrRefuse<R>(handle: ReturnType<Client['workflow']['getHandle']>, name: string, input: unknown, refused: (reason: string) => PhasegateError): Promise<R> {
+  try {
+    return await handle.executeUpdate<R, [unknown]>(name, { args: [input] });
+  } catch (err) {
+    if ((err as Error).name === 'WorkflowUpdateFailedError') throw refused((err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message);
+    throw err;
+  }
+}
+
 async function withHandle<T>(options: ControlOptions, fn: (handle: ReturnType<Client['workflow']['getHandle']>, workflowId: string) => Promise<T>): Promise<T> {
-  const { client, close } = options.client ? { client: options.client, close: async () => undefined } : await connectClient(loadProject(options));
+  const { client, close } = await clientFor(options);
   let workflowId = options.workflowId ?? `migrate-${options.database ?? DEFAULT_DATABASE}`;
   try {
     workflowId = options.workflowId ?? (await migrationWorkflowId(client, options.database ?? DEFAULT_DATABASE));
@@ -139,16 +157,8 @@ async function send(options: ControlOptions, verb: ControlVerb, input: unknown):
   return withHandle(options, async (handle, workflowId) => {
     const description = await handle.describe();
     if (description.status.name !== 'RUNNING') throw await finishedRun(handle, description, workflowId, verb);
-    try {
-      const answer = await handle.executeUpdate<ControlAnswer, [unknown]>(verb, { args: [input] });
-      return { workflowId, signal: verb, sent: input, answer };
-    } catch (err) {
-      if ((err as Error).name === 'WorkflowUpdateFailedError') {
-        const reason = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
-        throw new PhasegateError('ControlRefused', `${workflowId} refused ${verb}: ${reason}`, { details: { workflowId, verb, reason } });
-      }
-      throw err;
-    }
+    const answer = await executeOrRefuse<ControlAnswer>(handle, verb, input, (reason) => new PhasegateError('ControlRefused', `${workflowId} refused ${verb}: ${reason}`, { details: { workflowId, verb, reason } }));
+    return { workflowId, signal: verb, sent: input, answer };
   });
 }
 

@@ -9,8 +9,8 @@ import { PhasegateError } from '../errors';
 import { selectFleetDatabases } from '../fleet';
 import { fleetInputProblems, planWaves } from '../../workflows/fleet-input';
 import type { FleetAnswer, FleetInput, FleetResult, FleetRollout, FleetStatus, FleetVerb } from '../../workflows/fleet-messages';
-import { connectClient } from './migrate';
-import { loadProject, type ProjectOptions } from './project';
+import { clientFor, executeOrRefuse } from './control';
+import { loadProject, type Project, type ProjectOptions } from './project';
 
 export interface FleetOptions extends ProjectOptions {
   /** The fleet's name: its workflow is `fleet-<name>` (default `default`). */
@@ -55,10 +55,9 @@ export function fleetIdFor(name = 'default'): string {
   return `fleet-${name}`;
 }
 
-async function withClient<T>(options: FleetOptions, fn: (client: Client, workflowId: string) => Promise<T>): Promise<T> {
+async function withClient<T>(options: FleetOptions, fn: (client: Client, workflowId: string) => Promise<T>, project?: Project): Promise<T> {
   const workflowId = fleetIdFor(options.name);
-  const project = options.client ? null : loadProject(options);
-  const { client, close } = options.client ? { client: options.client, close: async () => undefined } : await connectClient(project!);
+  const { client, close } = await clientFor(options, project);
   try {
     return await fn(client, workflowId);
   } catch (err) {
@@ -89,7 +88,7 @@ export async function fleetStart(options: FleetStartOptions): Promise<FleetStart
   const project = loadProject(options);
   const databases = selectFleetDatabases(Object.keys(project.config.databases), input);
   const waves = planWaves(databases, { canary: options.rollout?.canary ?? 0, waveSize: options.rollout?.waveSize, wavePercent: options.rollout?.wavePercent });
-  return withClient({ ...options }, async (client, workflowId) => {
+  return withClient(options, async (client, workflowId) => {
     try {
       const handle = await client.workflow.start('migrateFleet', {
         workflowId,
@@ -105,7 +104,7 @@ export async function fleetStart(options: FleetStartOptions): Promise<FleetStart
       }
       throw err;
     }
-  });
+  }, project);
 }
 
 export async function fleetStatus(options: FleetOptions = {}): Promise<FleetStatusResult> {
@@ -134,16 +133,8 @@ async function control(verb: FleetVerb, options: FleetOptions, input: Record<str
     if (description.status.name !== 'RUNNING') {
       throw new PhasegateError('FleetFinished', `${workflowId} is ${description.status.name.toLowerCase()}; there is nothing to ${verb}`, { details: { workflowId } });
     }
-    try {
-      const answer = await handle.executeUpdate<FleetAnswer, [unknown]>(verb, { args: [input] });
-      return { workflowId, verb, answer };
-    } catch (err) {
-      if ((err as Error).name === 'WorkflowUpdateFailedError') {
-        const reason = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
-        throw new PhasegateError('ControlRefused', `${workflowId} refused ${verb}: ${reason}`, { details: { workflowId, verb, reason } });
-      }
-      throw err;
-    }
+    const answer = await executeOrRefuse<FleetAnswer>(handle, verb, input, (reason) => new PhasegateError('ControlRefused', `${workflowId} refused ${verb}: ${reason}`, { details: { workflowId, verb, reason } }));
+    return { workflowId, verb, answer };
   });
 }
 
