@@ -496,7 +496,9 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       sample();
     }
     void stopController().catch(() => undefined);
-    if (useBudget) {
+    // A database without a server (known from the first run's join, carried in state) has no
+    // budget to re-join: later runs skip the activity. With one, each run re-joins at once.
+    if (useBudget && state.budget?.server !== null) {
       await joinBudget();
       void keepLease().catch(() => undefined);
     }
