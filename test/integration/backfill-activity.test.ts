@@ -295,3 +295,22 @@ test('sessions waiting on the backfill’s row locks make it back off: smaller b
   expect(Math.min(...beats.map((b) => b.batchSize))).toBeLessThan(200);
   expect(beats.some((b) => /session\(s\) waited for locks held by the backfill; smaller batches/.test(b.slowedBy ?? ''))).toBe(true);
 });
+
+test('a call that ends at its time limit still pays the rate limit for its last batch, so back-to-back calls keep the rate', async () => {
+  await intTable('paced', 600);
+  // 100 rows per batch at 200 rows/s: each batch is owed 500 ms; maxCallMs 0 ends every call after one batch.
+  const spec: BackfillSpec = { table: 'paced', set: { n: 'n + 1' }, where: 'n = 0', batchSize: 100, targetBatchMs: 0, maxRowsPerSecond: 200 };
+  const backfillId = uniqueId('paced');
+  const plan = await runActivity(activities.prepareBackfill, { database: 'app', backfillId, spec });
+  let input = sliceInput(plan, backfillId, spec, 0, { maxCallMs: 0 });
+  const started = Date.now();
+  for (let call = 0; call < 4; call++) {
+    const result = await runActivity(activities.backfillSlice, input);
+    expect(result).toMatchObject({ done: false, batches: 1, rowsThisCall: 100 });
+    input = { ...input, lastKey: result.lastKey, rowsDone: result.rowsDone, rowsUpdated: result.rowsUpdated };
+  }
+  // 400 rows at 200 rows/s take at least 2 s; without the owed pause each call returned right after its batch.
+  const elapsed = Date.now() - started;
+  expect(elapsed).toBeGreaterThanOrEqual(2_000 - 50);
+  expect(await checkpoint(backfillId)).toMatchObject({ rows_done: 400 });
+});
