@@ -126,6 +126,17 @@ export function normalizeBackfillSpec(
   if (spec.maxRowsPerSecond !== undefined && !(typeof spec.maxRowsPerSecond === 'number' && spec.maxRowsPerSecond > 0)) {
     throw invalid('backfill.maxRowsPerSecond must be a positive number');
   }
+  if (spec.window !== undefined) {
+    const w = spec.window as Record<string, unknown> | null;
+    const unknown = w && typeof w === 'object' ? Object.keys(w).filter((k) => k !== 'maxRowsPerSecond' && k !== 'outside') : [];
+    if (!w || typeof w !== 'object' || Array.isArray(w) || unknown.length || (w.maxRowsPerSecond === undefined && w.outside === undefined)) {
+      throw invalid(`backfill.window must be { maxRowsPerSecond?: number | null, outside?: 'run' | 'wait' } with at least one of them`);
+    }
+    if (w.maxRowsPerSecond !== undefined && w.maxRowsPerSecond !== null && !(typeof w.maxRowsPerSecond === 'number' && w.maxRowsPerSecond > 0)) {
+      throw invalid('backfill.window.maxRowsPerSecond must be a positive number (or null for no limit inside windows)');
+    }
+    if (w.outside !== undefined && w.outside !== 'run' && w.outside !== 'wait') throw invalid(`backfill.window.outside must be 'run' or 'wait'`);
+  }
   return {
     spec: {
       table: spec.table,

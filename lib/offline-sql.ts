@@ -399,6 +399,9 @@ function renderStep(step: PlanStep, index: number, plan: Plan, config: Phasegate
     lines.push(
       `-- backfill of ${step.backfill.table}: batches that commit one by one; a batch waits at most ${BATCH_LOCK_TIMEOUT_MS} ms for row locks.`,
       '-- One statement for the whole walk, so no statement_timeout; interrupt it at any time and run the script again to resume.',
+      ...(step.backfill.window
+        ? [`-- backfill.window (${step.backfill.window.outside === 'wait' ? 'only inside maintenance windows' : 'another pace inside maintenance windows'}) is not applied by this script: run it when the window allows; it walks at the spec's own pace.`]
+        : []),
       `SET lock_timeout = '${BATCH_LOCK_TIMEOUT_MS}ms';`,
       'SET statement_timeout = 0;',
       offlineBackfillBlock(step.revision, step.backfill, config),

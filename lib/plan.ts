@@ -47,6 +47,11 @@ export interface PlanStep {
    * rollback step: undoing after a rejection or a person's rollback does not wait.
    */
   window?: PlannedWindow;
+  /**
+   * Upgrade steps with `backfill.window` only: the window the backfill is paced by (or waits for).
+   * Unlike `window` it does not hold the step's DDL.
+   */
+  backfillWindow?: PlannedWindow;
   /** Upgrade steps only: the downgrade that undoes this step, for rollback after a rejection. */
   rollback?: PlanStep;
   rollbackError?: string;
@@ -129,6 +134,8 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     if (window) step.window = window;
     if (input.direction === 'upgrade') {
       Object.assign(step, phaseHooks(revision));
+      const paced = backfillWindow(revision, input.defaultWindow);
+      if (paced) step.backfillWindow = paced;
       // The way back, rendered now so a rollback after a rejection never reads files again.
       try {
         step.rollback = await renderStep(revision, 'downgrade', headsAfter, heads);
@@ -220,9 +227,32 @@ function phaseHooks(revision: LoadedRevision): Pick<PlanStep, 'gate' | 'backfill
  * (the revision's own wins; `window: null`/`false` opts the revision out of the config default).
  */
 function stepWindow(revision: LoadedRevision, step: PlanStep, defaultWindow: WindowSpec | undefined): PlannedWindow | undefined {
+  if (!needsWindow(step.lock ?? 'ACCESS EXCLUSIVE')) return undefined;
+  return revisionWindow(revision, defaultWindow);
+}
+
+/**
+ * The window a backfill with `backfill.window` is paced by: the same one its revision's DDL would
+ * wait for, whatever the lock. Without one the pacing rule means nothing, so the plan is refused.
+ */
+function backfillWindow(revision: LoadedRevision, defaultWindow: WindowSpec | undefined): PlannedWindow | undefined {
+  if (!revision.module.backfill?.window) return undefined;
+  const window = revisionWindow(revision, defaultWindow);
+  if (window) return window;
+  throw new PhasegateError(
+    'InvalidRevision',
+    `${revision.file}: backfill.window paces the backfill by maintenance window, but no window applies to revision ${revision.node.id}` +
+      (revision.module.window === undefined ? '' : ' (its `window` opts out of the config\'s)') +
+      `; give the revision a window { cron, duration, timezone }, set databases.<alias>.window in the config, or remove backfill.window`,
+    { details: { revision: revision.node.id, field: 'backfill.window' } },
+  );
+}
+
+/** The revision's own window, else the config default; `window: null`/`false` opts out of the default. */
+function revisionWindow(revision: LoadedRevision, defaultWindow: WindowSpec | undefined): PlannedWindow | undefined {
   const own = revision.module.window;
   const spec = own === undefined ? defaultWindow : own || undefined;
-  if (!spec || !needsWindow(step.lock ?? 'ACCESS EXCLUSIVE')) return undefined;
+  if (!spec) return undefined;
   const source = own === undefined ? 'config' : 'revision';
   try {
     return planWindow(spec, source);

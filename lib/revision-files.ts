@@ -52,6 +52,14 @@ const revisionShape = z
         targetBatchMs: z.number().int().nonnegative().optional(),
         parallelism: z.number().int().positive().max(64).optional(),
         sliceCallMs: z.number().int().positive().max(600_000).optional(),
+        window: z
+          .object({
+            maxRowsPerSecond: z.number().positive().nullable().optional(),
+            outside: z.enum(['run', 'wait'], { message: "must be 'run' (at the backfill's own pace) or 'wait' (only inside windows)" }).optional(),
+          })
+          .strict()
+          .refine((w) => w.maxRowsPerSecond !== undefined || w.outside !== undefined, "needs maxRowsPerSecond (the pace inside windows) or outside: 'wait'")
+          .optional(),
       })
       .strict()
       .optional(),

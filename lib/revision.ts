@@ -86,6 +86,21 @@ export interface BackfillSpec {
    * 10 s). Shorter calls mean finer progress in history; history grows with calls, never with rows.
    */
   sliceCallMs?: number;
+  /**
+   * Pacing by maintenance window (the revision's `window`, else the database's config window; one
+   * must apply). A backfill takes only row locks, so by default it runs whenever it is reached.
+   * `maxRowsPerSecond` is its rate while a window is open (null: no limit), the spec's own
+   * `maxRowsPerSecond` the rate outside; `outside: 'wait'` runs it only inside windows (it stops
+   * after its batch when a window closes and goes on from its checkpoint at the next opening).
+   */
+  window?: BackfillWindowSpec;
+}
+
+export interface BackfillWindowSpec {
+  /** Rows per second while a window is open; null lifts the limit inside windows. */
+  maxRowsPerSecond?: number | null;
+  /** Outside windows: `run` (default) at the spec's pace, or `wait` for the next opening. */
+  outside?: 'run' | 'wait';
 }
 
 /**

@@ -45,9 +45,11 @@ import {
   type BackfillProgress,
   type BackfillResult,
   type SliceProgress,
+  type BackfillWindowStatus,
   type ThrottleInput,
 } from './messages';
 import { PhasegateDatabase, PhasegateState } from './search-attributes';
+import { windowAt, windowWaiting, type WindowOpening } from './window';
 
 const { prepareBackfill, finishBackfill } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -189,8 +191,9 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       batchSize: t.batchSize ?? base.batchSize,
       maxBatchSize: t.batchSize ?? base.maxBatchSize,
       delayMs: t.delayMs ?? base.delayMs,
-      // The lower of the backfill's own limit and its share of the server's budget.
-      maxRowsPerSecond: effectiveRate(t.maxRowsPerSecond === undefined ? base.maxRowsPerSecond : t.maxRowsPerSecond || null, state.budget?.notice?.maxRowsPerSecond ?? null),
+      // The lower of the backfill's own limit (a person's throttle, else the window's pace while a
+      // window is open, else the spec's) and its share of the server's budget.
+      maxRowsPerSecond: effectiveRate(t.maxRowsPerSecond === undefined ? windowPace(base.maxRowsPerSecond) : t.maxRowsPerSecond || null, state.budget?.notice?.maxRowsPerSecond ?? null),
       targetBatchMs: base.targetBatchMs,
     };
   }
@@ -209,7 +212,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
     const estimate = state.plan?.estimatedTotal ?? null;
     const estimatedTotal = estimate === null ? null : Math.max(estimate, rowsDone);
     // Paused: nothing moves, so 0 rows/s and no ETA (not the rate from before the pause).
-    const rate = outcome ? null : state.paused ? 0 : rowsPerSecond();
+    const rate = outcome ? null : state.paused || !windowAllows() ? 0 : rowsPerSecond();
     const elapsedMs = activeMs(Date.now());
     const lastSample = state.rateSamples[state.rateSamples.length - 1];
     const slowedBy = state.paused ? null : (state.slices.find((s) => s.state === 'running' && s.slowedBy)?.slowedBy ?? null);
@@ -238,10 +241,11 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       keySource: state.plan?.key.source,
       warnings: state.plan?.warnings ?? [],
       lastSignal: state.lastSignal,
-      waiting: waiting ?? slotWaiting(),
+      waiting: waiting ?? slotWaiting() ?? windowWaitingText(),
       error,
       runs: state.runs,
       budget: state.budget?.notice ?? null,
+      window: windowStatus(),
     };
   }
 
@@ -306,6 +310,51 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   async function leaveBudget(): Promise<void> {
     if (!useBudget || !state.budget?.server) return;
     await CancellationScope.nonCancellable(() => leaveThrottleBudget({ server: state.budget!.server!, workflowId: info.workflowId })).catch(() => undefined);
+  }
+
+  // ── maintenance window (spec.window) ──
+  // The window is input (the plan's), the opening is computed from workflow time: deterministic.
+  const windowRule = input.spec?.window && input.window ? { ...input.spec.window, window: input.window } : null;
+  let opening: WindowOpening | null = windowRule ? windowAt(windowRule.window, Date.now()) : null;
+  const inWindow = () => opening?.open === true;
+  /** Slices may run: no window rule, allowed outside windows, or a window is open. */
+  const windowAllows = () => !windowRule || (windowRule.outside ?? 'run') === 'run' || inWindow();
+  /** Inside an open window the rule's pace replaces the spec's (null: no limit). */
+  const windowPace = (spec: number | null) => (windowRule && inWindow() && windowRule.maxRowsPerSecond !== undefined ? windowRule.maxRowsPerSecond : spec);
+  function windowStatus(): BackfillWindowStatus | null {
+    if (!windowRule) return null;
+    const { cron, timezone, duration } = windowRule.window;
+    return {
+      cron,
+      timezone,
+      duration,
+      open: inWindow(),
+      opensAt: opening?.opensAt ?? null,
+      closesAt: opening?.closesAt ?? null,
+      ...(windowRule.maxRowsPerSecond !== undefined ? { insideMaxRowsPerSecond: windowRule.maxRowsPerSecond } : {}),
+      outside: windowRule.outside ?? 'run',
+    };
+  }
+  function windowWaitingText(): string | null {
+    if (outcome || windowAllows() || !windowRule) return null;
+    if (!opening) return `maintenance window ${windowRule.window.cron} (${windowRule.window.timezone}) never opens again`;
+    return windowWaiting(windowRule.window, opening.opensAt, Date.now());
+  }
+  /**
+   * A durable timer to each opening and closing: running slices stop after their batch and
+   * restart with the new pace, or (outside: 'wait') stay stopped until the next opening.
+   */
+  async function windowClock(): Promise<void> {
+    while (!outcome && windowRule && opening) {
+      const wasOpen = opening.open;
+      await sleep(Math.max(1, (wasOpen ? opening.closesAt : opening.opensAt) - Date.now()));
+      if (outcome) return;
+      opening = windowAt(windowRule.window, Date.now());
+      if (inWindow() !== wasOpen) {
+        interrupt();
+        reportInBackground(true);
+      }
+    }
   }
 
   // ── control ────────────────────────────────────────────────────────────────────────────────
@@ -435,7 +484,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   let stale = false;
 
   async function runSlice(s: SliceState): Promise<void> {
-    while (s.state !== 'done' && !state.paused && admitted() && failure === null && !continueAsNewDue()) {
+    while (s.state !== 'done' && !state.paused && admitted() && windowAllows() && failure === null && !continueAsNewDue()) {
       s.state = 'running';
       const scope = new CancellationScope();
       running.set(s.slice, scope);
@@ -476,6 +525,12 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
   if (typeof input.database !== 'string' || input.database === '' || !input.spec || typeof input.spec !== 'object') {
     throw ApplicationFailure.nonRetryable('backfill input needs { database, revision, spec }', 'InvalidInput');
   }
+  if (input.spec.window && !input.window) {
+    throw ApplicationFailure.nonRetryable(
+      'backfill.window paces the backfill by a maintenance window, but the input has no window; pass window { cron, timezone, duration, durationMs } (migrate passes its plan\'s) or remove spec.window',
+      'InvalidInput',
+    );
+  }
   publishState();
   let next: 'finish' | 'continue-as-new';
   try {
@@ -502,6 +557,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
       await joinBudget();
       void keepLease().catch(() => undefined);
     }
+    if (windowRule) void windowClock().catch(() => undefined);
     await report(true);
 
     for (;;) {
@@ -530,6 +586,23 @@ export async function backfill(input: BackfillInput): Promise<BackfillResult> {
         for (const s of state.slices) if (s.state !== 'done') s.state = 'pending';
         await report(true);
         await condition(() => admitted() || state.paused || continueAsNewDue());
+        await report(true);
+        continue;
+      }
+      if (!windowAllows()) {
+        // outside: 'wait' and no window open: visible in status ("waiting for window …, opens in …").
+        if (windowRule && !opening) {
+          throw ApplicationFailure.nonRetryable(`maintenance window ${windowRule.window.cron} (${windowRule.window.timezone}) never opens again; fix the window and retry`, 'WindowNeverOpens');
+        }
+        for (const s of state.slices) if (s.state !== 'done') s.state = 'pending';
+        // Waiting is not active time, and the rate window restarts at the opening.
+        stopActiveClock();
+        await report(true);
+        await condition(() => windowAllows() || state.paused || continueAsNewDue());
+        if (windowAllows() && !state.paused) {
+          state.activeSinceMs = Date.now();
+          state.rateSamples = [[Date.now(), rowsThisBackfill()]];
+        }
         await report(true);
         continue;
       }

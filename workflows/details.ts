@@ -100,6 +100,15 @@ export function currentDetails(status: MigrateStatus, ctx: DetailsContext): stri
           : `Backfilling ${b ? code(b.table) : 'rows'} for ${stepLine(status)}. Live progress: the ${code('status')} query (Queries tab), or ${code(`phasegate status --database ${status.database} --watch`)}.`,
         '',
       );
+      const w = b?.window;
+      if (w && !w.open && w.outside === 'wait' && status.state === 'backfilling') {
+        lines.push(
+          w.opensAt === null
+            ? `**Waiting for the maintenance window** ${code(w.cron)} (${w.timezone}, ${w.duration}), which never opens again: fix the window and retry.`
+            : `**Waiting for the maintenance window** ${code(w.cron)} (${w.timezone}, ${w.duration}): the backfill walks rows only inside it; it opens at **${new Date(w.opensAt).toISOString()}**.`,
+          '',
+        );
+      }
       lines.push(status.state === 'paused' ? howTo('resume', {}, status, ctx) : howTo('pause', {}, status, ctx));
       break;
     }

@@ -5,6 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Direction, PlanStep } from '../lib/plan';
 import type { BackfillSpec } from '../lib/revision';
+import type { PlannedWindow } from '../lib/window';
 import type { BackfillState } from './backfill';
 
 export interface MigrateInput {
@@ -401,6 +402,22 @@ export interface BackfillProgress {
   averageRowsPerSecond?: number | null;
   /** Its slot and share of the database server's throttle budget; null/absent = no shared budget. */
   budget?: import('./budget-shares').BudgetNotice | null;
+  /** Set when the spec has `backfill.window`: the window it is paced by, open now or when it opens next. */
+  window?: BackfillWindowStatus | null;
+}
+
+/** A window-paced backfill's window as status shows it (times in epoch ms, workflow time). */
+export interface BackfillWindowStatus {
+  cron: string;
+  timezone: string;
+  duration: string;
+  open: boolean;
+  /** The open window's start, or the next one's (null: the cron never fires again). */
+  opensAt: number | null;
+  closesAt: number | null;
+  /** Rows/s while open (null: no limit; absent: the spec's own). */
+  insideMaxRowsPerSecond?: number | null;
+  outside: 'run' | 'wait';
 }
 
 /**
@@ -436,6 +453,11 @@ export interface BackfillInput {
    * Default: this workflow's id and first run id.
    */
   backfillId?: string;
+  /**
+   * The maintenance window a spec with `backfill.window` is paced by (`migrate` passes the plan's
+   * `backfillWindow`). Required with `spec.window`.
+   */
+  window?: PlannedWindow;
   /** Pause/throttle asked for before the backfill started (the parent keeps the latest). */
   initialControl?: { paused: boolean; throttle: ThrottleInput };
   /** Set by the workflow itself when it continues as new; leave it out when starting one. */

@@ -804,6 +804,7 @@ export class Migration {
           database: this.status.database,
           revision: step.revision,
           spec: step.backfill!,
+          ...(step.backfillWindow ? { window: step.backfillWindow } : {}),
           parentWorkflowId,
           backfillId: backfillIdFor(step.revision),
           ...(step.backfill!.sliceCallMs !== undefined ? { sliceCallMs: step.backfill!.sliceCallMs } : {}),

@@ -173,6 +173,7 @@ export function formatStatus({ workflowId, execution, status }: StatusResult, no
     const b = status.backfill;
     lines.push(formatBackfillLine(b));
     if (b.waiting) lines.push(`  ${b.waiting}`);
+    if (b.window) lines.push(`  ${backfillWindowLine(b.window, now)}`);
   }
   for (const a of status.approvals) {
     lines.push(`  ${a.at} ${a.decision} by ${a.by || '(nobody)'}${a.gate ? ` for gate ${a.gate}` : ''}: ${a.accepted ? 'accepted' : `ignored — ${a.ignoredReason}`}${a.comment ? ` "${a.comment}"` : ''}`);
@@ -181,4 +182,16 @@ export function formatStatus({ workflowId, execution, status }: StatusResult, no
   for (const e of status.auditErrors ?? []) lines.push(`  audit: ${e}`);
   if (status.error && !status.failure) lines.push(`error: ${status.error}`);
   return lines.join('\n');
+}
+
+/** "paced by window 0 2 * * SAT (Europe/Berlin, 2h): open until …, inside 20000 rows/s; outside: run". */
+function backfillWindowLine(w: NonNullable<BackfillProgress['window']>, nowMs: number): string {
+  const inside = w.insideMaxRowsPerSecond === undefined ? "the backfill's own pace" : w.insideMaxRowsPerSecond === null ? 'no limit' : `${w.insideMaxRowsPerSecond} rows/s`;
+  const when =
+    w.opensAt === null
+      ? 'never opens again'
+      : w.open
+        ? `open until ${new Date(w.closesAt!).toISOString()}`
+        : `closed, opens at ${new Date(w.opensAt).toISOString()} (in ${timeLeft(w.opensAt - nowMs)})`;
+  return `paced by window ${w.cron} (${w.timezone}, ${w.duration}): ${when}; inside: ${inside}; outside: ${w.outside === 'wait' ? 'waits' : 'runs at its own pace'}`;
 }

@@ -150,6 +150,38 @@ describe('plan', () => {
     expect(plan.steps[0].rollback?.window).toBeUndefined();
   });
 
+  test('backfill.window takes the revision window (else the config default) and never holds the DDL; without one the plan is refused', async () => {
+    const fill = "backfill: { table: 'accounts', set: { c_r1: \"'x'\" }, where: 'c_r1 IS NULL', window: { outside: 'wait' } },";
+    const plan = await buildPlan({
+      database: 'app',
+      revisions: loadRevisionDirectory(revisions({ r1: `transactional: false, window: ${JSON.stringify(nightly)}, ${fill}`, r2: fill })),
+      currentHeads: [],
+      target: 'head',
+      direction: 'upgrade',
+      defaultWindow: { cron: '0 4 * * SUN', duration: '3h' },
+    });
+    expect(plan.steps.map((s) => [s.revision, s.window?.source ?? null, s.backfillWindow?.cron ?? null, s.backfillWindow?.source ?? null])).toEqual([
+      // r1 builds its index CONCURRENTLY: the DDL does not wait, the backfill is paced by r1's window.
+      ['r1', null, '0 2 * * *', 'revision'],
+      ['r2', 'config', '0 4 * * SUN', 'config'],
+    ]);
+    // No window anywhere, or the revision opts out of the config's: refused, naming the file and what to do.
+    await expect(buildPlan({ database: 'app', revisions: loadRevisionDirectory(revisions({ r1: fill })), currentHeads: [], target: 'head', direction: 'upgrade' })).rejects.toThrow(
+      /r1\.js: backfill\.window paces the backfill by maintenance window, but no window applies to revision r1; give the revision a window/,
+    );
+    await expect(
+      buildPlan({ database: 'app', revisions: loadRevisionDirectory(revisions({ r1: `window: false, ${fill}` })), currentHeads: [], target: 'head', direction: 'upgrade', defaultWindow: nightly }),
+    ).rejects.toThrow(/no window applies to revision r1 \(its `window` opts out of the config's\)/);
+  });
+
+  test('a bad backfill.window does not load, naming the field', () => {
+    const bad = (w: string) => revisions({ r1: `backfill: { table: 'accounts', set: { c_r1: "'x'" }, window: ${w} },` });
+    expect(() => loadRevisionDirectory(bad("{ outside: 'later' }"))).toThrow(/backfill\.window\.outside must be 'run' \(at the backfill's own pace\) or 'wait'/);
+    expect(() => loadRevisionDirectory(bad('{}'))).toThrow(/backfill\.window needs maxRowsPerSecond \(the pace inside windows\) or outside: 'wait'/);
+    expect(() => loadRevisionDirectory(bad('{ maxRowsPerSecond: -5 }'))).toThrow(/backfill\.window\.maxRowsPerSecond/);
+    expect(() => loadRevisionDirectory(bad('{ rate: 5 }'))).toThrow(/backfill\.window.*rate/);
+  });
+
   test('without any window nothing changes: no step waits', async () => {
     const plan = await buildPlan({ database: 'app', revisions: loadRevisionDirectory(revisions({ r1: '' })), currentHeads: [], target: 'head', direction: 'upgrade' });
     expect(plan.steps[0].window).toBeUndefined();
@@ -177,6 +209,44 @@ describe('status', () => {
     expect(text).toContain('waiting: waiting for window 0 2 * * SAT (Europe/Berlin), opens in 3 h 12 m');
     expect(text).toContain('maintenance window 0 2 * * SAT (Europe/Berlin, 2h) for r1: opens at 2026-12-05T01:00:00.000Z (in 3 h 12 m), closes at 2026-12-05T03:00:00.000Z');
     expect(text).toContain('abandon instead: phasegate abandon --database app --by <you>');
+  });
+
+  test('a backfill waiting for its window: status and Current Details say when it opens', () => {
+    const opensAt = Date.UTC(2026, 11, 5, 1);
+    const waiting = {
+      ...status,
+      state: 'backfilling',
+      waiting: null,
+      window: null,
+      backfill: {
+        revision: 'r1',
+        table: 'accounts',
+        state: 'running',
+        rowsDone: 0,
+        rowsUpdated: 0,
+        estimatedTotal: 1000,
+        rowsPerSecond: 0,
+        etaSeconds: null,
+        paused: false,
+        batchSize: 1000,
+        delayMs: 0,
+        maxRowsPerSecond: 100,
+        slices: [],
+        warnings: [],
+        waiting: 'waiting for window 0 2 * * SAT (Europe/Berlin), opens in 3 h 12 m',
+        window: { cron: '0 2 * * SAT', timezone: 'Europe/Berlin', duration: '2h', open: false, opensAt, closesAt: opensAt + 2 * HOUR, insideMaxRowsPerSecond: null, outside: 'wait' },
+      },
+    } as unknown as MigrateStatus;
+    const text = formatStatus({ workflowId: 'migrate-app', execution: 'RUNNING', status: waiting } as StatusResult, Date.UTC(2026, 11, 4, 21, 48));
+    expect(text).toContain('  waiting for window 0 2 * * SAT (Europe/Berlin), opens in 3 h 12 m');
+    expect(text).toContain('  paced by window 0 2 * * SAT (Europe/Berlin, 2h): closed, opens at 2026-12-05T01:00:00.000Z (in 3 h 12 m); inside: no limit; outside: waits');
+    const open = { ...waiting, backfill: { ...waiting.backfill!, waiting: null, window: { ...waiting.backfill!.window!, open: true, outside: 'run', insideMaxRowsPerSecond: 20000 } } } as MigrateStatus;
+    expect(formatStatus({ workflowId: 'migrate-app', execution: 'RUNNING', status: open } as StatusResult, opensAt + HOUR)).toContain(
+      '  paced by window 0 2 * * SAT (Europe/Berlin, 2h): open until 2026-12-05T03:00:00.000Z; inside: 20000 rows/s; outside: runs at its own pace',
+    );
+    const details = currentDetails(waiting, { workflowId: 'migrate-app', namespace: 'default' });
+    expect(details).toContain('**Waiting for the maintenance window** `0 2 * * SAT` (Europe/Berlin, 2h): the backfill walks rows only inside it; it opens at **2026-12-05T01:00:00.000Z**');
+    expect(currentDetails(open, { workflowId: 'migrate-app', namespace: 'default' })).not.toContain('Waiting for the maintenance window');
   });
 
   test("the UI's Current Details say when the window opens and how to abandon", () => {

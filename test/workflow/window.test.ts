@@ -9,7 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { PhasegateConfigInput } from '../../lib/config';
 import { migrate } from '../../workflows';
-import { abandonUpdate, statusQuery, type MigrateStatus } from '../../workflows/messages';
+import { abandonUpdate, backfillStatusQuery, pauseUpdate, resumeUpdate, statusQuery, type BackfillProgress, type MigrateStatus } from '../../workflows/messages';
 import { PhasegateState } from '../../workflows/search-attributes';
 import { createPhasegateWorker } from '../../workers/worker';
 import { createTestDatabase, eventually, silentLog, testConfig, uniqueId, writeMigrations, type TestDatabase } from '../helpers';
@@ -220,3 +220,148 @@ test('a 24-hour soak ends by its timer, without skipSoak', async () => {
 });
 
 const approvals = (s: MigrateStatus) => s.approvals.map((a) => a.decision);
+
+// ── backfill.window: a backfill paced by the maintenance window ──────────────────────────────
+
+/** r1 adds `plan`; r2 has no DDL (no lock: it never waits itself) and backfills `plan`, paced by r2's window. */
+function pacedBackfillRevisions(window: unknown, backfill: Record<string, unknown>): string {
+  return writeMigrations({
+    'r1_add_plan.js': `module.exports = {
+      id: 'r1', parent: null, message: 'add plan',
+      upgrade(op) { op.addColumn('accounts', 'plan', 'text'); },
+      downgrade(op) { op.dropColumn('accounts', 'plan'); },
+    };`,
+    'r2_fill_plan.js': `module.exports = {
+      id: 'r2', parent: 'r1', message: 'fill plan', window: ${JSON.stringify(window)},
+      backfill: ${JSON.stringify({ table: 'accounts', set: { plan: "'free'" }, where: 'plan IS NULL', targetBatchMs: 0, sliceCallMs: 1000, ...backfill })},
+      upgrade() {},
+      downgrade() {},
+    };`,
+  });
+}
+
+const seedAccounts = (rows: number) => db.query(`INSERT INTO accounts SELECT g, 'user' || g || '@example.com' FROM generate_series(1, ${rows}) g`);
+const filled = async () => Number((await db.query('SELECT count(*) AS n FROM accounts WHERE plan IS NOT NULL')).rows[0].n);
+
+/** The backfill's own progress (live; the migration's copy is refreshed at most once a minute), once `accept` says so. */
+const untilBackfill = (handle: WorkflowHandle<typeof migrate>, what: string, accept: (b: BackfillProgress) => boolean, timeoutMs?: number) =>
+  eventually(
+    what,
+    async () => {
+      const id = (await handle.query(statusQuery)).backfillWorkflowId;
+      if (!id) return undefined;
+      const b = await env.client.workflow.getHandle(id).query(backfillStatusQuery);
+      return accept(b) ? b : undefined;
+    },
+    timeoutMs,
+  );
+
+/** [scheduled, closed] workflow times of every backfillSlice call of the migration's backfill. */
+async function sliceCalls(handle: WorkflowHandle<typeof migrate>): Promise<Array<[number, number]>> {
+  const id = (await handle.query(statusQuery)).backfillWorkflowId!;
+  const events = (await env.client.workflow.getHandle(id).fetchHistory()).events ?? [];
+  const at = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
+  const scheduled = new Map<string, number>();
+  const calls: Array<[number, number]> = [];
+  for (const e of events) {
+    if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'backfillSlice') scheduled.set(String(e.eventId), at(e));
+    const closed = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskCanceledEventAttributes ?? e.activityTaskTimedOutEventAttributes;
+    const from = closed && scheduled.get(String(closed.scheduledEventId));
+    if (from !== undefined && from !== null && closed) calls.push([from, at(e)]);
+  }
+  return calls;
+}
+
+test("a backfill with window { outside: 'wait' } waits for the window (skipped), stops after its batch when it closes, and goes on at the next opening", async () => {
+  await seedAccounts(2000);
+  const { spec, opensAt } = await windowAhead(3);
+  const closesAt = opensAt + HOUR;
+  // 100 rows/s inside: 20 s of real time for 2,000 rows, so the window can close mid-way.
+  const dir = pacedBackfillRevisions(spec, { batchSize: 50, window: { outside: 'wait', maxRowsPerSecond: 100 } });
+  await withMigration(dir, async (handle) => {
+    // r1 ran at once (no window); r2's backfill waits for the window, with nothing done, and the
+    // migration's status says so.
+    const waiting = await untilBackfill(handle, 'the backfill to wait for its window', (b) => /^waiting for window /.test(b.waiting ?? ''));
+    expect(waiting.waiting).toMatch(/opens in [23] h \d+ m$/);
+    expect(waiting.window).toMatchObject({ cron: spec.cron, timezone: 'Asia/Tokyo', open: false, opensAt, closesAt, outside: 'wait', insideMaxRowsPerSecond: 100 });
+    expect(waiting.rowsDone).toBe(0);
+    expect(waiting.rowsPerSecond).toBe(0);
+    const shown = await eventually('the migration to show the wait', async () => {
+      const st = await handle.query(statusQuery);
+      return /^waiting for window /.test(st.backfill?.waiting ?? '') ? st : undefined;
+    });
+    expect(shown.state).toBe('backfilling');
+    expect(await versions()).toEqual(['r1']);
+    expect(await filled()).toBe(0);
+    expect(await sliceCalls(handle)).toEqual([]);
+
+    // Skip to the opening: the backfill runs inside the window at the window's pace.
+    await env.sleep(opensAt - (await env.currentTimeMs()) + 1000);
+    const running = await untilBackfill(handle, 'the backfill to run inside the window', (b) => b.rowsDone > 0);
+    expect(running.window).toMatchObject({ open: true });
+    expect(running.waiting ?? null).toBeNull();
+    expect(running.maxRowsPerSecond).toBe(100);
+
+    // Pause (no activity runs, so the clock can move), skip to 5 s before the closing, resume:
+    // the window closes while slices run.
+    await handle.executeUpdate(pauseUpdate.name, { args: [{}] });
+    await untilBackfill(handle, 'the backfill to pause', (b) => b.state === 'paused');
+    await env.sleep(closesAt - (await env.currentTimeMs()) - 5000);
+    await handle.executeUpdate(resumeUpdate.name, { args: [{}] });
+    await untilBackfill(handle, 'the backfill to resume', (b) => b.slices.some((sl) => sl.state === 'running'));
+    const stopped = await untilBackfill(
+      handle,
+      'the backfill to stop at the closing',
+      (b) => /^waiting for window /.test(b.waiting ?? '') && b.slices.every((sl) => sl.state !== 'running'),
+      30_000,
+    );
+    expect(stopped.window).toMatchObject({ open: false, opensAt: opensAt + 24 * HOUR });
+    expect(stopped.rowsDone).toBeLessThan(2000);
+    const rowsAtClose = await filled();
+    expect(rowsAtClose).toBe(stopped.rowsUpdated);
+    // Stopped after the batch it was in: nothing moves while it waits.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await filled()).toBe(rowsAtClose);
+    // Every call closed within a batch (and its pacing pause) after the closing.
+    for (const [, end] of await sliceCalls(handle)) expect(end).toBeLessThan(closesAt + 2000);
+
+    // Awaiting the result skips to the next day's opening: the rest is done from the checkpoint.
+    const result = await handle.result();
+    expect(result.outcome).toBe('done');
+    const calls = await sliceCalls(handle);
+    for (const [start] of calls) {
+      const inFirst = start >= opensAt && start < closesAt;
+      const inSecond = start >= opensAt + 24 * HOUR && start < closesAt + 24 * HOUR;
+      expect(inFirst || inSecond).toBe(true);
+    }
+    expect(calls.some(([start]) => start >= opensAt + 24 * HOUR)).toBe(true);
+  });
+  expect(await filled()).toBe(2000);
+  expect(await versions()).toEqual(['r2']);
+}, 120_000);
+
+test("a backfill with window { maxRowsPerSecond } runs outside windows at its own pace and inside at the window's", async () => {
+  await seedAccounts(3000);
+  const { spec, opensAt } = await windowAhead(3);
+  const dir = pacedBackfillRevisions(spec, { batchSize: 50, maxRowsPerSecond: 100, window: { maxRowsPerSecond: null } });
+  await withMigration(dir, async (handle) => {
+    const outside = await untilBackfill(handle, 'the backfill to run outside the window', (b) => b.rowsDone > 0);
+    expect(outside.waiting ?? null).toBeNull();
+    expect(outside.window).toMatchObject({ open: false, opensAt, outside: 'run', insideMaxRowsPerSecond: null });
+    expect(outside.maxRowsPerSecond).toBe(100);
+    // Pause, skip into the window, resume: no limit inside, so the rest is done at once.
+    await handle.executeUpdate(pauseUpdate.name, { args: [{}] });
+    await untilBackfill(handle, 'the backfill to pause', (b) => b.state === 'paused');
+    const before = await filled();
+    expect(before).toBeLessThan(3000);
+    await env.sleep(opensAt - (await env.currentTimeMs()) + 1000);
+    const inside = await untilBackfill(handle, 'the window to open', (b) => b.window?.open === true);
+    expect(inside.maxRowsPerSecond).toBeNull();
+    await handle.executeUpdate(resumeUpdate.name, { args: [{}] });
+    const started = Date.now();
+    expect((await handle.result()).outcome).toBe('done');
+    // At 100 rows/s the rest would take (3000 - before) / 100 s; unlimited it takes a fraction.
+    expect(Date.now() - started).toBeLessThan(((3000 - before) / 100) * 1000 * 0.5);
+  });
+  expect(await filled()).toBe(3000);
+}, 120_000);
